@@ -1,0 +1,31 @@
+# pushpoll_target_options(<target>): warnings, standard and sanitizers for pushpoll's own targets.
+find_package(Threads REQUIRED)
+
+if("address" IN_LIST PUSHPOLL_SANITIZER AND "thread" IN_LIST PUSHPOLL_SANITIZER)
+  message(FATAL_ERROR "PUSHPOLL_SANITIZER: address and thread cannot be combined")
+endif()
+set(_pushpoll_san_flags "")
+if(PUSHPOLL_SANITIZER)
+  string(REPLACE ";" "," _san "${PUSHPOLL_SANITIZER}")
+  set(_pushpoll_san_flags -fsanitize=${_san} -fno-omit-frame-pointer)
+  if("undefined" IN_LIST PUSHPOLL_SANITIZER)
+    list(APPEND _pushpoll_san_flags -fno-sanitize-recover=undefined)
+  endif()
+  # Sanitizers apply to everything built here, so that inline code in tests is checked too.
+  add_compile_options(${_pushpoll_san_flags})
+  add_link_options(${_pushpoll_san_flags})
+endif()
+if("thread" IN_LIST PUSHPOLL_SANITIZER)
+  add_compile_definitions(PUSHPOLL_TSAN=1)
+endif()
+
+function(pushpoll_target_options target)
+  target_compile_features(${target} PUBLIC cxx_std_20)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wconversion -Wsign-conversion
+                                             -Wshadow -Wnon-virtual-dtor)
+    if(PUSHPOLL_WERROR)
+      target_compile_options(${target} PRIVATE -Werror)
+    endif()
+  endif()
+endfunction()

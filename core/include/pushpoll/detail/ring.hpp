@@ -1,0 +1,206 @@
+// pushpoll/detail/ring.hpp — the shared region of one topic: layout, record framing, positions.
+//
+// Not part of the public API. docs/DESIGN.md explains the protocol; this file states the layout and
+// the memory order of each shared word next to it.
+//
+// Region (one contiguous block, addressed by offsets from its start, never by pointers):
+//
+//   [RingState: 7 cache lines][SubscriberSlot x max_subscribers][record bytes x capacity]
+//
+// Positions are monotonic 64-bit byte counts; the index of a position is `position & mask`. At
+// 10 GB/s a position wraps after 58 years; sequence numbers (one per message) after 585 years at
+// 10^9 messages per second, so neither is ever expected to wrap.
+#pragma once
+#include <atomic>
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace pushpoll::detail {
+
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr std::uint64_t kRecordAlign = 8;
+
+/// Frame of one record. Records are 8-byte aligned and never straddle the end of the ring: a record
+/// that would is preceded by a padding record (or, when fewer than sizeof(RecordHeader) bytes are
+/// left, by an implicit gap that both sides compute), so every payload is contiguous.
+struct RecordHeader {
+  std::uint32_t size;   // payload bytes (the claimed size, also for an aborted record)
+  std::uint8_t tag;     // 0..63
+  std::uint8_t flags;   // kPadding | kAborted
+  std::uint16_t reserved;
+  std::uint64_t seq;    // written by the committer at its turn, before the head moves past it
+};
+static_assert(sizeof(RecordHeader) == 16, "headers are two 8-byte words");
+static_assert(sizeof(RecordHeader) % kRecordAlign == 0, "payloads stay 8-byte aligned");
+
+inline constexpr std::uint8_t kPadding = 1;  // filler up to the end of the ring; carries no message
+inline constexpr std::uint8_t kAborted = 2;  // a claim dropped without commit(): an empty message
+
+[[nodiscard]] constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept {
+  return (sizeof(RecordHeader) + payload + kRecordAlign - 1) & ~(kRecordAlign - 1);
+}
+
+/// Subscriber slot states.
+inline constexpr std::uint32_t kSlotFree = 0;
+inline constexpr std::uint32_t kSlotAttached = 1;  // gates the writers (Overflow::block)
+inline constexpr std::uint32_t kSlotDetached = 2;  // stalled too long; no longer gates
+
+/// One subscriber's shared state, on its own cache line so that cursors never false-share.
+struct alignas(kCacheLine) SubscriberSlot {
+  // Writer: the owning subscriber (release, after it has finished reading a batch). Reader: the
+  // retirer scanning for the gate (acquire): reads of the batch happen-before the bytes are reused.
+  // SYNC(attach): on (re)attach the owner stores it seq_cst before loading the retire state.
+  std::atomic<std::uint64_t> cursor_pos{0};
+  // Writers: the subscriber (free <-> attached, detached -> attached) and the retirer
+  // (attached -> detached, CAS). Reader: the retirer's scan.
+  std::atomic<std::uint32_t> state{kSlotFree};
+};
+static_assert(sizeof(SubscriberSlot) == kCacheLine, "one slot per cache line");
+
+/// Recent (seq -> position) pairs, written by committers, so that Start::latest and Start::at(recent)
+/// find a record boundary without walking the ring.
+inline constexpr std::uint64_t kRecentPositions = 64;
+
+/// The header of the region. Immutable fields first, then one cache line per group of hot words.
+struct RingState {
+  // ---- immutable after construction ----
+  std::uint64_t capacity;
+  std::uint64_t mask;
+  std::uint64_t slots_offset;    // from the start of the region
+  std::uint64_t records_offset;  // from the start of the region
+  std::uint32_t max_message;
+  std::uint32_t max_subscribers;
+  std::uint64_t retire_chunk;    // how far ahead the retirer frees space at once
+
+  // ---- claimers ----
+  // Writer: every producer (CAS, or a plain store with single_producer). The end of the claimed
+  // bytes. Relaxed is enough: a claimer only needs exclusive ownership of [old, new), which the CAS's
+  // atomicity alone gives; the bytes themselves are published through head_seq.
+  alignas(kCacheLine) std::atomic<std::uint64_t> claim_pos{0};
+
+  // ---- committers -> readers ----
+  // Writer: the committer whose turn it is (exactly one thread at a time). Readers: subscribers.
+  // SYNC(commit): release-stored after the record's header and payload; readers acquire it before
+  // reading records [cursor, head_seq).
+  alignas(kCacheLine) std::atomic<std::uint64_t> head_seq{0};
+  // Writer: the committer whose turn it is, after head_seq. Readers: the next committer (acquire:
+  // its turn has come, and head_seq is visible), the retirer (acquire: records below are complete).
+  std::atomic<std::uint64_t> head_pos{0};
+  // recent[s % kRecentPositions] is the position of message s. Written (release) by the committer
+  // of s-1 before it stores head_seq = s; read by Ring::locate_recent (acquire), which then re-reads
+  // head_seq to be sure the entry was not reused.
+  std::atomic<std::uint64_t> recent[kRecentPositions];
+
+  // ---- retirer -> claimers and readers ----
+  // Writer: the retirer (holding `retiring`). Start of the oldest retained record: bytes below it
+  // may be overwritten. Claimers acquire it before claiming [p, e) with e <= retire_pos + capacity.
+  // Readers acquire it (after an acquire fence) to validate what they read: a batch starting below
+  // it may have been overwritten.
+  // SYNC(retire): seq_cst store; pairs with the seq_cst loads in Subscriber attach (Dekker).
+  alignas(kCacheLine) std::atomic<std::uint64_t> retire_pos{0};
+  // 1 while a thread walks old records to advance retire_pos: the only lock-like state, taken only
+  // when a claim needs room (once per retire_chunk bytes), never on the fast path.
+  // SYNC(attach): seq_cst RMW; a subscriber attaching loads it seq_cst after storing its slot.
+  std::atomic<std::uint32_t> retiring{0};
+  // Only touched by the retirer (under `retiring`): the gate position it last saw, and since when
+  // the writers have been stuck on it (steady_clock ticks), to detach stalled subscribers.
+  std::atomic<std::uint64_t> stuck_gate{~std::uint64_t{0}};
+  std::atomic<std::int64_t> stuck_since{0};
+  // One past the highest slot ever attached: the retirer scans [0, slot_high).
+  // Writer: subscribers (fetch_max by CAS). Reader: the retirer (seq_cst, part of the attach pair).
+  std::atomic<std::uint32_t> slot_high{0};
+
+  // ---- lifecycle ----
+  alignas(kCacheLine) std::atomic<std::uint32_t> closed{0};  // release on close(); acquire in checks
+
+  // ---- counters of rare events (relaxed: statistics only, no ordering needed) ----
+  alignas(kCacheLine) std::atomic<std::uint64_t> full_waits{0};
+  std::atomic<std::uint64_t> full_timeouts{0};
+  std::atomic<std::uint64_t> detaches{0};
+  std::atomic<std::uint64_t> laps{0};
+  std::atomic<std::uint64_t> retire_walks{0};
+  std::atomic<std::uint64_t> gate_scans{0};
+  std::atomic<std::uint64_t> aborted{0};
+  std::atomic<std::uint32_t> subscribers{0};
+};
+static_assert(alignof(RingState) == kCacheLine);
+static_assert(offsetof(RingState, head_seq) % kCacheLine == 0, "readers' line is not shared with claimers");
+static_assert(offsetof(RingState, retire_pos) % kCacheLine == 0);
+
+// Every shared word must be lock-free, or it could not live in shared memory.
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+/// Typed accessors over a region. Cheap to copy; holds no ownership.
+class RingView {
+ public:
+  RingView() = default;
+  explicit RingView(std::byte* region) noexcept
+      : state_(reinterpret_cast<RingState*>(region)),
+        slots_(reinterpret_cast<SubscriberSlot*>(region + state_->slots_offset)),
+        records_(region + state_->records_offset),
+        mask_(state_->mask),
+        capacity_(state_->capacity) {}
+
+  [[nodiscard]] RingState& state() const noexcept { return *state_; }
+  [[nodiscard]] SubscriberSlot& slot(std::uint32_t i) const noexcept { return slots_[i]; }
+  [[nodiscard]] std::byte* at(std::uint64_t pos) const noexcept { return records_ + (pos & mask_); }
+  [[nodiscard]] std::uint64_t capacity() const noexcept { return capacity_; }
+  [[nodiscard]] std::uint64_t mask() const noexcept { return mask_; }
+
+  /// The header at a record boundary. The caller has established that the record is complete.
+  [[nodiscard]] const RecordHeader& header(std::uint64_t pos) const noexcept {
+    return *reinterpret_cast<const RecordHeader*>(at(pos));
+  }
+  [[nodiscard]] RecordHeader& header_mut(std::uint64_t pos) const noexcept {
+    return *reinterpret_cast<RecordHeader*>(at(pos));
+  }
+
+  /// Bytes left before the end of the ring's lap at `pos`.
+  [[nodiscard]] std::uint64_t lap_room(std::uint64_t pos) const noexcept {
+    return capacity_ - (pos & mask_);
+  }
+  /// Where a record of `bytes` claimed at `pos` really starts: `pos`, or the start of the next lap
+  /// when it would straddle the end (the skipped bytes become padding).
+  [[nodiscard]] std::uint64_t placement(std::uint64_t pos, std::uint64_t bytes) const noexcept {
+    const std::uint64_t room = lap_room(pos);
+    return bytes <= room ? pos : pos + room;
+  }
+  /// A boundary normalised past an implicit gap (fewer than a header's bytes left in the lap).
+  [[nodiscard]] std::uint64_t skip_tail(std::uint64_t pos) const noexcept {
+    const std::uint64_t room = lap_room(pos);
+    return room < sizeof(RecordHeader) ? pos + room : pos;
+  }
+  /// The boundary after the message record (not padding) at or after boundary `pos`, i.e. skipping
+  /// an implicit gap or a padding record first. Returns the message's own start through `start`.
+  [[nodiscard]] std::uint64_t next_message(std::uint64_t pos, std::uint64_t& start) const noexcept {
+    pos = skip_tail(pos);
+    const RecordHeader* h = &header(pos);
+    if (h->flags & kPadding) {
+      pos += lap_room(pos);
+      h = &header(pos);
+    }
+    start = pos;
+    return pos + record_bytes(h->size);
+  }
+
+ private:
+  RingState* state_ = nullptr;
+  SubscriberSlot* slots_ = nullptr;
+  std::byte* records_ = nullptr;
+  std::uint64_t mask_ = 0;
+  std::uint64_t capacity_ = 0;
+};
+
+/// CPU relax hint for spin loops.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+}  // namespace pushpoll::detail

@@ -1,0 +1,38 @@
+// pushpoll/errors.hpp — every error pushpoll throws derives from pushpoll::Error.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace pushpoll {
+
+/// Base of every exception pushpoll throws. The message says what went wrong and why.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A blocking publish found no room within `publish_timeout` (Overflow::block).
+class Full : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The topic (or its hub) was closed.
+class Closed : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A cursor older than `oldest()` or newer than `head()`.
+class InvalidCursor : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A message larger than `max_message`, or a batch that cannot fit the ring.
+class MessageTooLarge : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace pushpoll

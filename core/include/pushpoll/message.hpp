@@ -1,0 +1,142 @@
+// pushpoll/message.hpp — a message seen in place, and a batch of them.
+//
+// Contract: a Batch is a zero-copy view of records inside the ring. Its bytes stay valid until the
+// batch is released (explicitly, by destruction, or by the next poll of the same subscriber). In
+// Overflow::block a batch is never overwritten while held, unless its subscriber is detached for
+// stalling; in Overflow::overwrite a slow reader's bytes may be overwritten while it holds them: they
+// stay mapped (never a use-after-free) but may change, and release() then returns false. Process
+// what release() validates: copy, release, and act only on an intact batch.
+//
+// Thread-safety: a Batch belongs to one thread at a time (it may be moved to another thread). It must
+// not outlive its Subscriber (debug builds assert this).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <span>
+
+#include "pushpoll/detail/ring.hpp"
+#include "pushpoll/options.hpp"
+
+namespace pushpoll {
+
+class Subscriber;
+namespace detail {
+struct SubscriberCore;
+}
+
+/// One message, read in place.
+struct Message {
+  std::uint64_t seq = 0;                 ///< position in the topic's sequence (0, 1, 2, ...)
+  std::uint8_t tag = 0;                  ///< 0..63, chosen by the publisher
+  bool aborted = false;                  ///< a claim dropped without commit(): data is empty
+  std::span<const std::byte> data;       ///< points INTO the ring; valid until the batch is released
+};
+
+/// A batch of consecutive messages from one subscriber's cursor. Move-only.
+class Batch {
+ public:
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = Message;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = Message;
+
+    iterator() = default;
+    Message operator*() const noexcept {
+      const auto& h = ring_.header(start_);
+      // Clamp to the lap: in overwrite mode a header being rewritten must not send a reader out of
+      // the ring. Such a batch fails validation on release().
+      std::uint64_t size = h.size;
+      if (size > max_message_) size = 0;
+      const bool aborted = (h.flags & detail::kAborted) != 0;
+      return Message{seq_, h.tag, aborted,
+                     std::span<const std::byte>(ring_.at(start_) + sizeof(detail::RecordHeader),
+                                                aborted ? 0 : static_cast<std::size_t>(size))};
+    }
+    iterator& operator++() noexcept {
+      --remaining_;
+      ++seq_;
+      pos_ = next_pos_;
+      settle();
+      return *this;
+    }
+    void operator++(int) noexcept { ++*this; }
+    friend bool operator==(const iterator& a, const iterator& b) noexcept {
+      return a.remaining_ == b.remaining_;
+    }
+
+   private:
+    friend class Batch;
+    iterator(detail::RingView ring, std::uint64_t pos, std::uint64_t seq, std::uint64_t records,
+             std::uint64_t tag_mask, std::uint32_t max_message) noexcept
+        : ring_(ring), pos_(pos), seq_(seq), remaining_(records), tag_mask_(tag_mask),
+          max_message_(max_message) {
+      settle();
+    }
+    // Moves to the first record at or after pos_ that the subscriber's tag mask accepts.
+    void settle() noexcept {
+      while (remaining_ != 0) {
+        next_pos_ = ring_.next_message(pos_, start_);
+        const auto& h = ring_.header(start_);
+        if (h.seq != seq_ || h.size > max_message_) {  // overwritten under us: stop here
+          remaining_ = 0;
+          return;
+        }
+        if (tag_mask_ == kAllTags || (tag_mask_ >> h.tag) & 1u) return;
+        --remaining_;
+        ++seq_;
+        pos_ = next_pos_;
+      }
+    }
+    detail::RingView ring_{};
+    std::uint64_t pos_ = 0, next_pos_ = 0, start_ = 0, seq_ = 0, remaining_ = 0;
+    std::uint64_t tag_mask_ = kAllTags;
+    std::uint32_t max_message_ = 0;
+  };
+
+  Batch() = default;
+  Batch(Batch&& other) noexcept { *this = std::move(other); }
+  Batch& operator=(Batch&& other) noexcept;
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+  ~Batch() { release(); }
+
+  /// Messages in the batch that match the subscriber's tags.
+  [[nodiscard]] std::size_t size() const noexcept { return static_cast<std::size_t>(matched_); }
+  [[nodiscard]] bool empty() const noexcept { return matched_ == 0; }
+  /// Messages lost just before this batch (lapped in overwrite mode, or detached): 0 if none.
+  [[nodiscard]] std::uint64_t gap() const noexcept { return gap_; }
+  /// Sequence number of the first record covered (also when it was skipped by tag).
+  [[nodiscard]] std::uint64_t first_seq() const noexcept { return begin_seq_; }
+  /// One past the last record covered: the subscriber's cursor after release().
+  [[nodiscard]] std::uint64_t end_seq() const noexcept { return begin_seq_ + records_; }
+  /// Bytes of ring covered by the batch (framing and padding included).
+  [[nodiscard]] std::uint64_t span_bytes() const noexcept { return end_pos_ - begin_pos_; }
+
+  [[nodiscard]] iterator begin() const noexcept {
+    return iterator(ring_, begin_pos_, begin_seq_, records_, tag_mask_, max_message_);
+  }
+  [[nodiscard]] iterator end() const noexcept { return iterator{}; }
+
+  /// Advances the subscriber's cursor past the batch. Returns false if the batch may have been
+  /// overwritten while it was held (overwrite mode, or after a detach): do not trust what was read.
+  /// Idempotent; also done by the destructor and by the next poll.
+  bool release() noexcept;
+
+ private:
+  friend class Subscriber;
+  friend struct detail::SubscriberCore;
+  detail::SubscriberCore* owner_ = nullptr;
+  std::uint64_t generation_ = 0;
+  detail::RingView ring_{};
+  std::uint64_t begin_pos_ = 0, end_pos_ = 0, begin_seq_ = 0, records_ = 0, matched_ = 0, gap_ = 0;
+  std::uint64_t tag_mask_ = kAllTags;
+  std::uint32_t max_message_ = 0;
+  bool released_ = true;
+  bool intact_ = true;
+};
+
+}  // namespace pushpoll

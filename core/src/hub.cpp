@@ -1,0 +1,63 @@
+#include "pushpoll/hub.hpp"
+
+namespace pushpoll {
+
+Hub::Hub() : Hub(HubOptions{}) {}
+
+Hub::Hub(HubOptions options) : options_(std::move(options)) {
+  if (!options_.memory) options_.memory = std::make_shared<HeapMemory>();
+}
+
+Hub::~Hub() {
+  close();
+  topics_.clear();  // each Topic asserts, in debug builds, that no handle outlived the hub
+}
+
+Topic& Hub::create(std::string_view name, const TopicOptions& options) {
+  options.validate();
+  auto topic = std::unique_ptr<Topic>(new Topic(this, std::string(name), options, *options_.memory));
+  Topic& ref = *topic;
+  topics_.emplace(std::string(name), std::move(topic));
+  return ref;
+}
+
+Topic& Hub::topic(std::string_view name, const TopicOptions& options) {
+  std::lock_guard lock(mutex_);
+  if (closed_) throw Closed("pushpoll: the hub is closed");
+  if (auto it = topics_.find(name); it != topics_.end()) {
+    if (!it->second->options().same_as(options)) {
+      throw Error("pushpoll: topic '" + std::string(name) + "' exists with other options (" +
+                  it->second->options().describe() + "); asked for (" + options.describe() + ")");
+    }
+    return *it->second;
+  }
+  return create(name, options);
+}
+
+Topic& Hub::topic(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  if (closed_) throw Closed("pushpoll: the hub is closed");
+  if (auto it = topics_.find(name); it != topics_.end()) return *it->second;
+  return create(name, TopicOptions{});
+}
+
+Topic* Hub::find(std::string_view name) const {
+  std::lock_guard lock(mutex_);
+  auto it = topics_.find(name);
+  return it == topics_.end() ? nullptr : it->second.get();
+}
+
+std::vector<std::string> Hub::topic_names() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> names;
+  for (const auto& [name, topic] : topics_) names.push_back(name);
+  return names;
+}
+
+void Hub::close() noexcept {
+  std::lock_guard lock(mutex_);
+  closed_ = true;
+  for (auto& [name, topic] : topics_) topic->close();
+}
+
+}  // namespace pushpoll

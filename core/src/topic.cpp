@@ -1,0 +1,578 @@
+// Slow paths of the ring log: construction, making room (retire, gate, detach), subscribing,
+// resynchronising a lapped or detached subscriber, batches and claims. docs/DESIGN.md has the
+// protocol; the memory order of each shared word is stated in detail/ring.hpp.
+#include <algorithm>
+#include <cassert>
+#include <new>
+#include <sstream>
+#include <thread>
+
+#include "pushpoll/hub.hpp"
+#include "pushpoll/topic.hpp"
+
+namespace pushpoll {
+
+using detail::kSlotAttached;
+using detail::kSlotDetached;
+using detail::kSlotFree;
+using detail::RecordHeader;
+using detail::Reservation;
+
+namespace {
+constexpr std::uint32_t kSlotReserved = 3;  // being set up by subscribe(); does not gate yet
+constexpr std::size_t kRegionAlign = 4096;
+
+std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+void backoff(unsigned& round) {
+  ++round;
+  if (round < 64) {
+    detail::cpu_relax();
+  } else if (round < 128) {
+    std::this_thread::yield();
+  } else {
+    const unsigned shift = std::min(round - 128, 10u);
+    std::this_thread::sleep_for(std::chrono::microseconds(1u << shift));  // up to ~1 ms
+  }
+}
+
+std::string quote(std::string_view name) { return "'" + std::string(name) + "'"; }
+}  // namespace
+
+// ---- options ----------------------------------------------------------------------------------
+
+void TopicOptions::validate() const {
+  if (capacity < 4096 || (capacity & (capacity - 1)) != 0) {
+    throw Error("pushpoll: capacity " + std::to_string(capacity) +
+                " is invalid: it must be a power of two of at least 4096 bytes");
+  }
+  if (capacity > (std::uint64_t{1} << 40)) {
+    throw Error("pushpoll: capacity " + std::to_string(capacity) + " is over the 1 TiB limit");
+  }
+  if (max_message != 0 && max_message > capacity / 4) {
+    throw Error("pushpoll: max_message " + std::to_string(max_message) +
+                " is over a quarter of the capacity (" + std::to_string(capacity / 4) + " bytes)");
+  }
+  if (max_subscribers == 0) throw Error("pushpoll: max_subscribers must be at least 1");
+  if (publish_timeout.count() < 0 || stall_timeout.count() < 0) {
+    throw Error("pushpoll: publish_timeout and stall_timeout must not be negative");
+  }
+}
+
+bool TopicOptions::same_as(const TopicOptions& o) const noexcept {
+  return capacity == o.capacity && effective_max_message() == o.effective_max_message() &&
+         overflow == o.overflow && publish_timeout == o.publish_timeout &&
+         stall_timeout == o.stall_timeout && max_subscribers == o.max_subscribers &&
+         single_producer == o.single_producer;
+}
+
+std::string TopicOptions::describe() const {
+  std::ostringstream out;
+  out << "capacity=" << capacity << " max_message=" << effective_max_message()
+      << " overflow=" << (overflow == Overflow::block ? "block" : "overwrite")
+      << " publish_timeout=" << publish_timeout.count() << "ns"
+      << " stall_timeout=" << stall_timeout.count() << "ns"
+      << " max_subscribers=" << max_subscribers
+      << " single_producer=" << (single_producer ? "true" : "false");
+  return out.str();
+}
+
+void* HeapMemory::allocate(std::size_t bytes, std::size_t alignment) {
+  return ::operator new(bytes, std::align_val_t{alignment});
+}
+
+void HeapMemory::deallocate(void* region, std::size_t, std::size_t alignment) noexcept {
+  ::operator delete(region, std::align_val_t{alignment});
+}
+
+// ---- topic lifecycle --------------------------------------------------------------------------
+
+Topic::Topic(Hub* hub, std::string name, const TopicOptions& options, MemoryProvider& memory)
+    : hub_(hub),
+      name_(std::move(name)),
+      options_(options),
+      max_message_(options.effective_max_message()),
+      memory_(&memory),
+      single_producer_(options.single_producer),
+      overwrite_(options.overflow == Overflow::overwrite) {
+  options_.validate();
+  const std::size_t state_bytes = round_up(sizeof(detail::RingState), detail::kCacheLine);
+  const std::size_t slots_bytes = sizeof(detail::SubscriberSlot) * options.max_subscribers;
+  const std::size_t records_offset = round_up(state_bytes + slots_bytes, kRegionAlign);
+  region_bytes_ = records_offset + static_cast<std::size_t>(options.capacity);
+  region_ = static_cast<std::byte*>(memory_->allocate(region_bytes_, kRegionAlign));
+
+  auto* state = new (region_) detail::RingState{};
+  state->capacity = options.capacity;
+  state->mask = options.capacity - 1;
+  state->slots_offset = state_bytes;
+  state->records_offset = records_offset;
+  state->max_message = max_message_;
+  state->max_subscribers = options.max_subscribers;
+  // Free a sixteenth of the ring at a time: one retire walk (and gate scan) per that many bytes.
+  state->retire_chunk = std::max<std::uint64_t>(options.capacity / 16, 256);
+  for (std::uint32_t i = 0; i < options.max_subscribers; ++i) {
+    new (region_ + state_bytes + i * sizeof(detail::SubscriberSlot)) detail::SubscriberSlot{};
+  }
+  ring_ = detail::RingView(region_);
+}
+
+Topic::~Topic() {
+  assert(live_handles_.load() == 0 &&
+         "a Subscriber or Claim outlived its Hub: destroy them before the Hub");
+  memory_->deallocate(region_, region_bytes_, kRegionAlign);
+}
+
+void Topic::close() noexcept {
+  // Release: pairs with the acquire in closed().
+  ring_.state().closed.store(1, std::memory_order_release);
+}
+
+void Topic::check_open() const {
+  if (closed()) throw Closed("pushpoll: topic " + quote(name_) + " is closed");
+}
+
+void Topic::check_size(std::size_t size) const {
+  if (size > max_message_) {
+    throw MessageTooLarge("pushpoll: message of " + std::to_string(size) +
+                          " bytes is over max_message (" + std::to_string(max_message_) +
+                          " bytes) of topic " + quote(name_));
+  }
+}
+
+// ---- making room ------------------------------------------------------------------------------
+
+bool Topic::make_room(std::uint64_t end, Wait wait, std::chrono::steady_clock::time_point& deadline) {
+  auto& s = ring_.state();
+  const std::uint64_t cap = ring_.capacity();
+  bool waited = false;
+  unsigned round = 0;
+  for (;;) {
+    check_open();
+    // Acquire: as in reserve().
+    if (end <= s.retire_pos.load(std::memory_order_acquire) + cap) return true;
+    std::uint32_t idle = 0;
+    // SYNC(attach): seq_cst RMW, ordered before the slot loads in retire(); a subscriber stores
+    // its slot, then loads `retiring`: one of the two sees the other.
+    if (s.retiring.compare_exchange_strong(idle, 1, std::memory_order_seq_cst)) {
+      const bool enough = retire(end);
+      // Release: a subscriber that acquires retiring == 0 sees the retire_pos stored before.
+      s.retiring.store(0, std::memory_order_release);
+      if (enough) return true;
+    } else {
+      // Someone else is retiring; it finishes in a bounded walk.
+      while (s.retiring.load(std::memory_order_acquire) != 0) detail::cpu_relax();
+      continue;
+    }
+    if (wait == Wait::no) {
+      s.full_timeouts.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!waited) {
+      waited = true;
+      deadline = now + options_.publish_timeout;
+      s.full_waits.fetch_add(1, std::memory_order_relaxed);
+    } else if (now >= deadline) {
+      s.full_timeouts.fetch_add(1, std::memory_order_relaxed);
+      throw Full("pushpoll: topic " + quote(name_) + " stayed full for publish_timeout (" +
+                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    options_.publish_timeout).count()) +
+                 " ms): a subscriber is not keeping up");
+    }
+    backoff(round);
+  }
+}
+
+bool Topic::retire(std::uint64_t end) {
+  auto& s = ring_.state();
+  const std::uint64_t need = end - ring_.capacity();
+  s.retire_walks.fetch_add(1, std::memory_order_relaxed);
+  // Acquire: pairs with the committers' release of head_pos; records below it are complete.
+  std::uint64_t limit = s.head_pos.load(std::memory_order_acquire);
+  if (!overwrite_) {
+    for (int pass = 0; pass < 2; ++pass) {
+      s.gate_scans.fetch_add(1, std::memory_order_relaxed);
+      // seq_cst loads: the second half of SYNC(attach), after our seq_cst RMW of `retiring`.
+      const std::uint32_t high = s.slot_high.load(std::memory_order_seq_cst);
+      std::uint64_t gate = limit;
+      for (std::uint32_t i = 0; i < high; ++i) {
+        auto& slot = ring_.slot(i);
+        if (slot.state.load(std::memory_order_seq_cst) != kSlotAttached) continue;
+        gate = std::min(gate, slot.cursor_pos.load(std::memory_order_seq_cst));
+      }
+      if (gate >= need) {
+        limit = gate;
+        break;
+      }
+      // The ring is full against the slowest cursor. Relaxed: stuck_* are only touched here,
+      // under `retiring`, whose RMW and release store order them between retirers.
+      const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+      if (s.stuck_gate.load(std::memory_order_relaxed) != gate) {
+        s.stuck_gate.store(gate, std::memory_order_relaxed);
+        s.stuck_since.store(now, std::memory_order_relaxed);
+        limit = gate;
+        break;
+      }
+      const auto stuck_for = std::chrono::steady_clock::duration(now - s.stuck_since.load(std::memory_order_relaxed));
+      if (stuck_for < options_.stall_timeout || pass == 1) {
+        limit = gate;
+        break;
+      }
+      // Detach every subscriber that has held the gate here for stall_timeout: it stops gating,
+      // and its next poll reports what it missed.
+      for (std::uint32_t i = 0; i < high; ++i) {
+        auto& slot = ring_.slot(i);
+        std::uint32_t attached = kSlotAttached;
+        if (slot.cursor_pos.load(std::memory_order_seq_cst) == gate &&
+            slot.state.compare_exchange_strong(attached, kSlotDetached, std::memory_order_seq_cst)) {
+          s.detaches.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      s.stuck_gate.store(~std::uint64_t{0}, std::memory_order_relaxed);
+    }
+  }
+  // Relaxed: only the retirer (this thread, holding `retiring`) writes retire_pos.
+  const std::uint64_t old = s.retire_pos.load(std::memory_order_relaxed);
+  std::uint64_t pos = old;
+  const std::uint64_t want = need + s.retire_chunk;
+  while (pos < limit && pos < want) {
+    std::uint64_t start;
+    pos = ring_.next_message(pos, start);  // complete: pos < limit <= head_pos
+  }
+  if (pos != old) {
+    // SYNC(retire): seq_cst; claimers acquire it before overwriting below it, and subscribers
+    // attaching load it after storing their slot.
+    s.retire_pos.store(pos, std::memory_order_seq_cst);
+  }
+  return pos >= need;
+}
+
+// ---- locating records -------------------------------------------------------------------------
+
+void Topic::locate_head(std::uint64_t& seq, std::uint64_t& pos) const noexcept {
+  auto& s = ring_.state();
+  for (;;) {
+    // Acquire all three: recent[h] was stored (release) by the committer of h-1 before head_seq=h;
+    // if it had been reused (by the committer of h-1+K), the re-read would show head >= h+K-1.
+    const std::uint64_t h = s.head_seq.load(std::memory_order_acquire);
+    const std::uint64_t p = s.recent[h % detail::kRecentPositions].load(std::memory_order_acquire);
+    if (s.head_seq.load(std::memory_order_acquire) - h < detail::kRecentPositions - 1) {
+      seq = h;
+      pos = p;
+      return;
+    }
+  }
+}
+
+bool Topic::seq_at(std::uint64_t pos, std::uint64_t& seq) const noexcept {
+  std::uint64_t hs, hp;
+  locate_head(hs, hp);
+  if (pos == hp) {
+    seq = hs;
+    return true;
+  }
+  if (pos > hp) return false;
+  std::uint64_t start;
+  (void)ring_.next_message(pos, start);
+  seq = ring_.header(start).seq;
+  // Validate: still retained after the read (read-validate, as in release_outstanding()).
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return ring_.state().retire_pos.load(std::memory_order_relaxed) <= pos;
+}
+
+bool Topic::locate(std::uint64_t seq, std::uint64_t& pos) const noexcept {
+  auto& s = ring_.state();
+  for (;;) {
+    std::uint64_t hs, hp;
+    locate_head(hs, hp);
+    if (seq > hs) return false;
+    if (seq == hs) {
+      pos = hp;
+      return true;
+    }
+    std::uint64_t r = s.retire_pos.load(std::memory_order_acquire);
+    std::uint64_t rs;
+    if (!seq_at(r, rs)) continue;
+    if (seq < rs) return false;  // no longer retained
+    if (hs - seq < detail::kRecentPositions - 2) {
+      // Acquire, then re-check the head: as in locate_head().
+      const std::uint64_t p = s.recent[seq % detail::kRecentPositions].load(std::memory_order_acquire);
+      if (s.head_seq.load(std::memory_order_acquire) - seq < detail::kRecentPositions - 1) {
+        pos = p;
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (s.retire_pos.load(std::memory_order_relaxed) <= p) return true;
+        continue;
+      }
+    }
+    // Walk from the oldest retained record.
+    std::uint64_t p = r;
+    for (std::uint64_t cur = rs; cur < seq; ++cur) {
+      std::uint64_t start;
+      p = ring_.next_message(p, start);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s.retire_pos.load(std::memory_order_relaxed) <= r) {
+      pos = p;
+      return true;
+    }
+  }
+}
+
+std::uint64_t Topic::oldest() const noexcept {
+  for (;;) {
+    const std::uint64_t r = ring_.state().retire_pos.load(std::memory_order_acquire);
+    std::uint64_t seq;
+    if (seq_at(r, seq)) return seq;
+  }
+}
+
+TopicStats Topic::stats() const noexcept {
+  auto& s = ring_.state();
+  TopicStats out;
+  out.head = head();
+  out.oldest = oldest();
+  // Relaxed: statistics; no ordering with anything else is promised.
+  out.bytes_claimed = s.claim_pos.load(std::memory_order_relaxed);
+  out.subscribers = s.subscribers.load(std::memory_order_relaxed);
+  out.full_waits = s.full_waits.load(std::memory_order_relaxed);
+  out.full_timeouts = s.full_timeouts.load(std::memory_order_relaxed);
+  out.detaches = s.detaches.load(std::memory_order_relaxed);
+  out.laps = s.laps.load(std::memory_order_relaxed);
+  out.retire_walks = s.retire_walks.load(std::memory_order_relaxed);
+  out.gate_scans = s.gate_scans.load(std::memory_order_relaxed);
+  out.aborted = s.aborted.load(std::memory_order_relaxed);
+  return out;
+}
+
+// ---- subscribing ------------------------------------------------------------------------------
+
+bool Topic::attach(std::uint32_t slot_index, std::uint64_t pos) noexcept {
+  auto& s = ring_.state();
+  auto& slot = ring_.slot(slot_index);
+  // SYNC(attach): store the cursor and the state, then load `retiring` and retire_pos (all
+  // seq_cst). A retirer takes `retiring` (seq_cst RMW) before scanning slots: either it sees this
+  // slot and keeps its records, or we see its new retire_pos and start again.
+  slot.cursor_pos.store(pos, std::memory_order_seq_cst);
+  slot.state.store(kSlotAttached, std::memory_order_seq_cst);
+  while (s.retiring.load(std::memory_order_seq_cst) != 0) detail::cpu_relax();
+  return s.retire_pos.load(std::memory_order_seq_cst) <= pos;
+}
+
+Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
+  check_open();
+  if (tag_mask == 0) throw Error("pushpoll: a tag mask of 0 would never receive anything");
+  auto& s = ring_.state();
+  // Find a free slot, starting where the last one was found.
+  const std::uint32_t n = options_.max_subscribers;
+  std::uint32_t index = n;
+  const std::uint32_t hint = slot_hint_.load(std::memory_order_relaxed);
+  for (std::uint32_t k = 0; k < n; ++k) {
+    const std::uint32_t i = (hint + k) % n;
+    std::uint32_t expected = kSlotFree;
+    // Relaxed probe, acquire CAS: pairs with the release store of kSlotFree in unsubscribe(), so
+    // the previous owner is done with the slot.
+    if (ring_.slot(i).state.load(std::memory_order_relaxed) == kSlotFree &&
+        ring_.slot(i).state.compare_exchange_strong(expected, kSlotReserved, std::memory_order_acquire)) {
+      index = i;
+      break;
+    }
+  }
+  if (index == n) {
+    throw Error("pushpoll: topic " + quote(name_) + " has no free subscriber slot (max_subscribers = " +
+                std::to_string(n) + "); raise TopicOptions::max_subscribers");
+  }
+  // Relaxed: only a hint for the next search.
+  slot_hint_.store((index + 1) % n, std::memory_order_relaxed);
+  // seq_cst CAS: the scan bound must be visible to a retirer no later than the slot (SYNC(attach)).
+  std::uint32_t high = s.slot_high.load(std::memory_order_seq_cst);
+  while (high < index + 1 &&
+         !s.slot_high.compare_exchange_weak(high, index + 1, std::memory_order_seq_cst)) {
+  }
+
+  auto core = std::make_unique<detail::SubscriberCore>();
+  core->topic = this;
+  core->ring = ring_;
+  core->slot = index;
+  core->tag_mask = tag_mask;
+  std::uint64_t seq = 0, pos = 0;
+  switch (start.kind()) {
+    case Start::Kind::oldest:
+      for (;;) {
+        pos = s.retire_pos.load(std::memory_order_acquire);
+        if (seq_at(pos, seq) && attach(index, pos)) break;
+      }
+      break;
+    case Start::Kind::latest:
+      for (;;) {
+        locate_head(seq, pos);
+        if (attach(index, pos)) break;
+      }
+      break;
+    case Start::Kind::at: {
+      seq = start.seq();
+      const std::uint64_t head_now = head();
+      if (seq > head_now || !locate(seq, pos) || !attach(index, pos)) {
+        const std::uint64_t oldest_now = oldest();
+        // Release: hands the slot back (pairs with the acquire CAS above).
+        ring_.slot(index).state.store(kSlotFree, std::memory_order_release);
+        throw InvalidCursor("pushpoll: cursor " + std::to_string(seq) + " is outside [oldest " +
+                            std::to_string(oldest_now) + ", head " + std::to_string(head()) +
+                            "] of topic " + quote(name_));
+      }
+      break;
+    }
+  }
+  core->cursor_seq = seq;
+  core->cursor_pos = pos;
+  // Relaxed: statistics and the debug lifetime check.
+  s.subscribers.fetch_add(1, std::memory_order_relaxed);
+  live_handles_.fetch_add(1, std::memory_order_relaxed);
+  return Subscriber(std::move(core));
+}
+
+void Subscriber::unsubscribe() noexcept {
+  if (!core_) return;
+  auto& c = *core_;
+  assert(c.live_batches == 0 && "a Batch outlived its Subscriber");
+  c.release_outstanding();
+  auto& s = c.ring.state();
+  // Release: our reads of the ring happen-before the next owner's acquire CAS of the slot.
+  c.ring.slot(c.slot).state.store(kSlotFree, std::memory_order_release);
+  s.subscribers.fetch_sub(1, std::memory_order_relaxed);
+  c.topic->live_handles_.fetch_sub(1, std::memory_order_relaxed);
+  core_.reset();
+}
+
+Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
+  if (this != &other) {
+    unsubscribe();
+    core_ = std::move(other.core_);
+  }
+  return *this;
+}
+
+std::uint64_t Subscriber::resync() {
+  auto& c = *core_;
+  Topic& t = *c.topic;
+  auto& s = c.ring.state();
+  for (;;) {
+    const std::uint64_t r = s.retire_pos.load(std::memory_order_acquire);
+    if (r <= c.cursor_pos) {
+      // Detached, but nothing it needs was overwritten yet: gate again from where it is.
+      if (t.attach(c.slot, c.cursor_pos)) return 0;
+      continue;
+    }
+    std::uint64_t seq;
+    if (!t.seq_at(r, seq)) continue;
+    if (!t.attach(c.slot, r)) continue;
+    const std::uint64_t gap = seq - c.cursor_seq;
+    c.cursor_seq = seq;
+    c.cursor_pos = r;
+    s.laps.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+    return gap;
+  }
+}
+
+// ---- batches and claims -----------------------------------------------------------------------
+
+std::uint64_t Topic::publish_batch(std::span<const std::span<const std::byte>> messages, unsigned tag) {
+  check_tag(tag);
+  check_open();
+  if (messages.empty()) throw Error("pushpoll: publish_batch needs at least one message");
+  for (const auto& m : messages) check_size(m.size());
+  // One claim per chunk of at most half the ring, so that a chunk always fits with its padding.
+  const std::uint64_t limit = ring_.capacity() / 2;
+  std::uint64_t last = 0;
+  std::size_t i = 0;
+  while (i < messages.size()) {
+    std::size_t j = i;
+    std::uint64_t bytes = 0;
+    while (j < messages.size() && (j == i || bytes + detail::record_bytes(messages[j].size()) <= limit)) {
+      bytes += detail::record_bytes(messages[j].size());
+      ++j;
+    }
+    last = publish_chunk(messages.subspan(i, j - i), tag);
+    i = j;
+  }
+  return last;
+}
+
+std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> messages, unsigned tag) {
+  Reservation r;
+  reserve(
+      [this, messages](std::uint64_t p) noexcept {
+        std::uint64_t q = p, first = p;
+        for (std::size_t k = 0; k < messages.size(); ++k) {
+          const std::uint64_t bytes = detail::record_bytes(messages[k].size());
+          const std::uint64_t start = ring_.placement(q, bytes);
+          if (k == 0) first = start;
+          q = start + bytes;
+        }
+        return std::pair<std::uint64_t, std::uint64_t>{first, q};
+      },
+      Wait::yes, r);
+  std::uint64_t q = r.pos;
+  for (const auto& m : messages) {
+    const std::uint64_t bytes = detail::record_bytes(m.size());
+    const std::uint64_t start = ring_.placement(q, bytes);
+    write_padding(Reservation{q, start, start + bytes});
+    auto& h = ring_.header_mut(start);
+    h.size = static_cast<std::uint32_t>(m.size());
+    h.tag = static_cast<std::uint8_t>(tag);
+    h.flags = 0;
+    h.reserved = 0;
+    if (!m.empty()) std::memcpy(ring_.at(start) + sizeof(RecordHeader), m.data(), m.size());
+    q = start + bytes;
+  }
+  return commit(r, messages.size()) + messages.size() - 1;
+}
+
+Claim Topic::claim(std::size_t size) {
+  check_size(size);
+  check_open();
+  Reservation r;
+  reserve_one(detail::record_bytes(size), Wait::yes, r);
+  write_padding(r);
+  auto& h = ring_.header_mut(r.start);
+  h.size = static_cast<std::uint32_t>(size);
+  h.tag = 0;
+  h.flags = 0;
+  h.reserved = 0;
+  live_handles_.fetch_add(1, std::memory_order_relaxed);  // relaxed: debug lifetime check
+  return Claim(this, r, std::span<std::byte>(ring_.at(r.start) + sizeof(RecordHeader), size));
+}
+
+std::uint64_t Claim::commit(unsigned tag) {
+  if (topic_ == nullptr) throw Error("pushpoll: commit() on a claim that is no longer active");
+  Topic::check_tag(tag);
+  topic_->ring_.header_mut(r_.start).tag = static_cast<std::uint8_t>(tag);
+  Topic* t = topic_;
+  topic_ = nullptr;
+  const std::uint64_t seq = t->commit(r_, 1);
+  t->live_handles_.fetch_sub(1, std::memory_order_relaxed);
+  return seq;
+}
+
+void Claim::abort() noexcept {
+  if (topic_ == nullptr) return;
+  Topic* t = topic_;
+  topic_ = nullptr;
+  t->ring_.header_mut(r_.start).flags = detail::kAborted;
+  t->commit(r_, 1);
+  t->ring_.state().aborted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+  t->live_handles_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+Claim& Claim::operator=(Claim&& other) noexcept {
+  if (this != &other) {
+    abort();
+    topic_ = other.topic_;
+    r_ = other.r_;
+    data_ = other.data_;
+    other.topic_ = nullptr;
+  }
+  return *this;
+}
+
+}  // namespace pushpoll
