@@ -2,11 +2,7 @@
 
 namespace pushpoll {
 
-Hub::Hub() : Hub(HubOptions{}) {}
-
-Hub::Hub(HubOptions options) : options_(std::move(options)) {
-  if (!options_.memory) options_.memory = std::make_shared<HeapMemory>();
-}
+// Hub::Hub(HubOptions) is defined in pushpoll::io (io/src/hub_io.cpp): it picks the backend.
 
 Hub::~Hub() {
   close();
@@ -15,7 +11,8 @@ Hub::~Hub() {
 
 Topic& Hub::create(std::string_view name, const TopicOptions& options) {
   options.validate();
-  auto topic = std::unique_ptr<Topic>(new Topic(this, std::string(name), options, *options_.memory));
+  auto topic = std::shared_ptr<Topic>(
+      new Topic(this, std::string(name), options, options_.memory, notifier_));
   Topic& ref = *topic;
   topics_.emplace(std::string(name), std::move(topic));
   return ref;
@@ -53,6 +50,12 @@ std::vector<std::string> Hub::topic_names() const {
   for (const auto& [name, topic] : topics_) names.push_back(name);
   return names;
 }
+
+Backend Hub::backend() const noexcept {
+  return notifier_ ? notifier_->backend() : Backend::syscall;
+}
+
+WakeStats Hub::wake_stats() const noexcept { return notifier_ ? notifier_->stats() : WakeStats{}; }
 
 void Hub::close() noexcept {
   std::lock_guard lock(mutex_);

@@ -87,14 +87,18 @@ void HeapMemory::deallocate(void* region, std::size_t, std::size_t alignment) no
 
 // ---- topic lifecycle --------------------------------------------------------------------------
 
-Topic::Topic(Hub* hub, std::string name, const TopicOptions& options, MemoryProvider& memory)
+Topic::Topic(Hub* hub, std::string name, const TopicOptions& options,
+             std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier)
     : hub_(hub),
       name_(std::move(name)),
       options_(options),
       max_message_(options.effective_max_message()),
-      memory_(&memory),
+      memory_(std::move(memory)),
       single_producer_(options.single_producer),
-      overwrite_(options.overflow == Overflow::overwrite) {
+      overwrite_(options.overflow == Overflow::overwrite),
+      notifier_(std::move(notifier)),
+      asymmetric_(notifier_ != nullptr && notifier_->asymmetric()),
+      armed_set_(options.max_subscribers) {
   options_.validate();
   const std::size_t state_bytes = round_up(sizeof(detail::RingState), detail::kCacheLine);
   const std::size_t slots_bytes = sizeof(detail::SubscriberSlot) * options.max_subscribers;
@@ -118,14 +122,21 @@ Topic::Topic(Hub* hub, std::string name, const TopicOptions& options, MemoryProv
 }
 
 Topic::~Topic() {
-  assert(live_handles_.load() == 0 &&
-         "a Subscriber or Claim outlived its Hub: destroy them before the Hub");
+  // Subscribers keep their topic alive; a Claim must not outlive it.
+  assert(live_handles_.load() == 0 && "a Claim outlived its Hub: commit or drop it first");
+  if (notifier_) notifier_->topic_gone(*this);
   memory_->deallocate(region_, region_bytes_, kRegionAlign);
 }
 
 void Topic::close() noexcept {
-  // Release: pairs with the acquire in closed().
-  ring_.state().closed.store(1, std::memory_order_release);
+  // seq_cst: a subscriber arming checks `closed` after its seq_cst arming (SYNC(arm)), so that
+  // either it sees the close or topic_closed() below sees it armed.
+  if (ring_.state().closed.exchange(1, std::memory_order_seq_cst) != 0) return;
+  if (notifier_) notifier_->topic_closed(*this);
+}
+
+void Topic::wake(std::uint64_t tag_bits) noexcept {
+  if (notifier_) notifier_->notify(*this, tag_bits);
 }
 
 void Topic::check_open() const {
@@ -392,6 +403,15 @@ Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
 
   auto core = std::make_unique<detail::SubscriberCore>();
   core->topic = this;
+  core->keep = shared_from_this();
+  {
+    auto& slot = ring_.slot(index);
+    // Relaxed: published to the notifier by the seq_cst RMWs of the first arming.
+    slot.tag_mask.store(tag_mask, std::memory_order_relaxed);
+    slot.fd.store(-1, std::memory_order_relaxed);
+    slot.group.store(0, std::memory_order_relaxed);
+    slot.wake.store(detail::kWakeIdle, std::memory_order_relaxed);
+  }
   core->ring = ring_;
   core->slot = index;
   core->tag_mask = tag_mask;
@@ -427,7 +447,6 @@ Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
   core->cursor_pos = pos;
   // Relaxed: statistics and the debug lifetime check.
   s.subscribers.fetch_add(1, std::memory_order_relaxed);
-  live_handles_.fetch_add(1, std::memory_order_relaxed);
   return Subscriber(std::move(core));
 }
 
@@ -436,11 +455,17 @@ void Subscriber::unsubscribe() noexcept {
   auto& c = *core_;
   assert(c.live_batches == 0 && "a Batch outlived its Subscriber");
   c.release_outstanding();
+  if (c.group != nullptr) c.group->remove(*this);
+  disarm();
   auto& s = c.ring.state();
+  auto& slot = c.ring.slot(c.slot);
+  // The notifier may still hold this slot in its armed set: it finds it idle (or free) and drops
+  // it. Relaxed: the release store of the state below publishes it.
+  slot.fd.store(-1, std::memory_order_relaxed);
   // Release: our reads of the ring happen-before the next owner's acquire CAS of the slot.
-  c.ring.slot(c.slot).state.store(kSlotFree, std::memory_order_release);
+  slot.state.store(kSlotFree, std::memory_order_release);
   s.subscribers.fetch_sub(1, std::memory_order_relaxed);
-  c.topic->live_handles_.fetch_sub(1, std::memory_order_relaxed);
+  if (c.own_fd >= 0 && c.topic->notifier_) c.topic->notifier_->close_fd(c.own_fd);
   core_.reset();
 }
 
@@ -493,6 +518,7 @@ std::uint64_t Topic::publish_batch(std::span<const std::span<const std::byte>> m
       ++j;
     }
     last = publish_chunk(messages.subspan(i, j - i), tag);
+    after_commit(std::uint64_t{1} << tag);
     i = j;
   }
   return last;
@@ -550,6 +576,7 @@ std::uint64_t Claim::commit(unsigned tag) {
   Topic* t = topic_;
   topic_ = nullptr;
   const std::uint64_t seq = t->commit(r_, 1);
+  t->after_commit(std::uint64_t{1} << tag);
   t->live_handles_.fetch_sub(1, std::memory_order_relaxed);
   return seq;
 }
@@ -560,6 +587,7 @@ void Claim::abort() noexcept {
   topic_ = nullptr;
   t->ring_.header_mut(r_.start).flags = detail::kAborted;
   t->commit(r_, 1);
+  t->after_commit(1);  // an aborted message carries tag 0
   t->ring_.state().aborted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   t->live_handles_.fetch_sub(1, std::memory_order_relaxed);
 }

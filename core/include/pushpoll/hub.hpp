@@ -1,7 +1,8 @@
 // pushpoll/hub.hpp — the hub: owns topics by name.
 //
-// Lifetimes: topics live as long as their hub; Subscriber, Batch and Claim values must be destroyed
-// before the hub (debug builds assert it). Thread-safety: every method is safe from any thread.
+// Lifetimes: topics live as long as their hub, or longer while subscribed (a Subscriber keeps its
+// topic's memory alive, so a hub may be destroyed while threads wait). A Claim must not outlive the
+// hub, nor a Batch its Subscriber (debug builds assert both). Thread-safety: any thread.
 #pragma once
 #include <map>
 #include <memory>
@@ -13,15 +14,28 @@
 #include "pushpoll/memory.hpp"
 #include "pushpoll/options.hpp"
 #include "pushpoll/topic.hpp"
+#include "pushpoll/wake.hpp"
 
 namespace pushpoll {
 
 /// How a hub is built.
 struct HubOptions {
+  /// How eventfds are written. automatic: io_uring, or write() where it is refused.
+  Backend backend = Backend::automatic;
+  /// Notify in the publishing thread (lowest latency) or in a background thread (no syscalls in
+  /// publishers; pushes within coalesce_window are merged).
+  NotifyMode mode = NotifyMode::publisher;
+  std::chrono::nanoseconds coalesce_window = std::chrono::microseconds(50);
+  /// io_uring with a kernel submission thread (IORING_SETUP_SQPOLL) where the kernel permits it:
+  /// the publisher pays ~20 ns per wake-up; the kernel thread spins on a core while active.
+  bool sqpoll = false;
   /// Where topic regions live; the process heap when null.
   std::shared_ptr<MemoryProvider> memory;
 };
 
+/// Owns topics by name, and the notifier that wakes their subscribers. The constructor (defined in
+/// pushpoll::io) picks the backend. Destroying a hub closes its topics and wakes every waiter;
+/// subscribers keep their topic's memory alive, so a thread still waiting sees Closed, not a crash.
 class Hub {
  public:
   Hub();
@@ -41,12 +55,20 @@ class Hub {
   /// Closes every topic (see Topic::close()); later topic() calls throw Closed. Idempotent.
   void close() noexcept;
 
+  /// The backend in use, after any fallback.
+  [[nodiscard]] Backend backend() const noexcept;
+  /// What the wake-up machinery has done (all topics).
+  [[nodiscard]] WakeStats wake_stats() const noexcept;
+  /// Internal: the notifier, for WakeGroup.
+  [[nodiscard]] const std::shared_ptr<detail::Notifier>& notifier() const noexcept { return notifier_; }
+
  private:
   Topic& create(std::string_view name, const TopicOptions& options);
 
   HubOptions options_;
+  std::shared_ptr<detail::Notifier> notifier_;
   mutable std::mutex mutex_;
-  std::map<std::string, std::unique_ptr<Topic>, std::less<>> topics_;
+  std::map<std::string, std::shared_ptr<Topic>, std::less<>> topics_;
   bool closed_ = false;
 };
 

@@ -20,17 +20,23 @@
 #include <thread>
 #include <utility>
 
+#include <boost/lockfree/queue.hpp>
+#include <vector>
+
+#include "pushpoll/detail/notifier.hpp"
 #include "pushpoll/detail/ring.hpp"
 #include "pushpoll/errors.hpp"
 #include "pushpoll/memory.hpp"
 #include "pushpoll/message.hpp"
 #include "pushpoll/options.hpp"
+#include "pushpoll/wake.hpp"
 
 namespace pushpoll {
 
 class Hub;
 class Topic;
 class Subscriber;
+class WakeGroup;
 
 /// What a topic has done. Every field is a snapshot; counters only grow.
 struct TopicStats {
@@ -58,6 +64,7 @@ struct Reservation {
 /// A subscriber's private state: heap-allocated so that Batch handles survive moves of Subscriber.
 struct SubscriberCore {
   Topic* topic = nullptr;
+  std::shared_ptr<Topic> keep;  // the topic (and its region) outlive the hub while subscribed
   RingView ring;
   std::uint32_t slot = 0;
   std::uint64_t tag_mask = kAllTags;
@@ -72,6 +79,12 @@ struct SubscriberCore {
   bool released_intact = true;
   // Debug-build lifetime check: Batch handles alive.
   std::int32_t live_batches = 0;
+  // Wake-ups.
+  int own_fd = -1;               // this subscriber's eventfd, opened on first use
+  WakeGroup* group = nullptr;    // when it is woken through a group's eventfd instead
+  std::uint32_t group_id = 0;    // its id in that group
+  WaitOptions wait_options{};
+  std::chrono::steady_clock::time_point last_wake{};
 
   /// Validates and releases the outstanding batch; returns whether it stayed intact.
   bool release_outstanding() noexcept;
@@ -106,7 +119,7 @@ class Claim {
 };
 
 /// A topic: the ring log, its producers and subscribers. Created by Hub::topic(); never moves.
-class Topic {
+class Topic : public std::enable_shared_from_this<Topic> {
  public:
   Topic(const Topic&) = delete;
   Topic& operator=(const Topic&) = delete;
@@ -153,6 +166,9 @@ class Topic {
 
   /// Internal: the shared region, for io/ and tests.
   [[nodiscard]] detail::RingView ring() const noexcept { return ring_; }
+  /// Internal, for the notifier: slots that armed since it last looked (duplicates possible).
+  [[nodiscard]] boost::lockfree::queue<std::uint32_t>& armed_set() noexcept { return armed_set_; }
+  [[nodiscard]] detail::Notifier* notifier() const noexcept { return notifier_.get(); }
 
  private:
   friend class Hub;
@@ -160,7 +176,11 @@ class Topic {
   friend class Subscriber;
   friend struct detail::SubscriberCore;
 
-  Topic(Hub* hub, std::string name, const TopicOptions& options, MemoryProvider& memory);
+  Topic(Hub* hub, std::string name, const TopicOptions& options,
+        std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier);
+  /// SYNC(arm), publisher side: after a commit, is anyone armed? Then notify.
+  void after_commit(std::uint64_t tag_bits) noexcept;
+  void wake(std::uint64_t tag_bits) noexcept;
 
   enum class Wait : std::uint8_t { no, yes };
   /// Claims ring bytes laid out by `layout(pos) -> {start, end}`; returns false only for Wait::no
@@ -204,12 +224,16 @@ class Topic {
   std::string name_;
   TopicOptions options_;
   std::uint32_t max_message_;
-  MemoryProvider* memory_;
+  std::shared_ptr<MemoryProvider> memory_;
   std::size_t region_bytes_ = 0;
   std::byte* region_ = nullptr;
   detail::RingView ring_;
   bool single_producer_;
   bool overwrite_;
+  std::shared_ptr<detail::Notifier> notifier_;
+  bool asymmetric_ = false;  // publishers may use the light barrier (the notifier's is heavy)
+  boost::lockfree::queue<std::uint32_t> armed_set_;
+
   std::atomic<std::int64_t> live_handles_{0};  // Subscribers and Claims (debug lifetime check)
   std::atomic<std::uint32_t> slot_hint_{0};     // where subscribe() starts looking for a free slot
 };
@@ -239,16 +263,107 @@ class Subscriber {
   /// Leaves the topic (the destructor does it too). Idempotent.
   void unsubscribe() noexcept;
 
+  // ---- wake-ups (docs/DESIGN.md, "Wake-ups") ----
+  /// The subscriber's eventfd (non-blocking, close-on-exec), for epoll, io_uring or asyncio. It
+  /// becomes readable once after arm() returned true and a matching message was published. Treat
+  /// readiness as a hint: drain happens in the next poll()/arm(); the cursor is the truth.
+  /// For a member of a WakeGroup, the group's eventfd. Throws Error when out of file descriptors.
+  [[nodiscard]] int fd();
+  /// "Wake me": returns false if unread matching messages exist already (poll instead); true if
+  /// the next matching publish will write fd() once. Releases the outstanding batch, drains fd().
+  /// Messages the tag mask skips are consumed (the cursor moves past them).
+  bool arm();
+  /// Arms, re-checks and blocks until pushed (true) or the timeout passes (false; negative: no
+  /// timeout). True at once when matching messages are waiting. After the topic is closed: true
+  /// while unread messages remain, then throws Closed. Honours WaitOptions (spin, min_interval).
+  bool wait(std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1));
+  /// poll(); if empty, wait(timeout) and poll again.
+  [[nodiscard]] Batch poll_wait(std::size_t max_messages, std::chrono::nanoseconds timeout);
+  void set_wait_options(const WaitOptions& options) noexcept { core_->wait_options = options; }
+  [[nodiscard]] const WaitOptions& wait_options() const noexcept { return core_->wait_options; }
+
  private:
   friend class Topic;
+  friend class WakeGroup;
+  /// Unread messages that match the tag mask? Consumes the ones it does not match.
+  bool has_matching();
+  /// Ends an arming that found messages (or timed out); drains if the notifier already won.
+  void disarm() noexcept;
+  /// Clears a notified state: drains the subscriber's own eventfd (no syscall if never written).
+  void take_notification() noexcept;
   explicit Subscriber(std::unique_ptr<detail::SubscriberCore> core) noexcept : core_(std::move(core)) {}
   /// Detached or lapped: moves the cursor to the oldest retained message; returns the gap.
   std::uint64_t resync();
   std::unique_ptr<detail::SubscriberCore> core_;
 };
 
+/// Subscribers served by one thread share one eventfd: the notifier writes each distinct eventfd once
+/// per round, so waking 1,000 parked subscribers hosted on 2 threads costs 2 writes. The group
+/// tells its thread which members have news. Not thread-safe: one serving thread ([owner]).
+///
+///   pushpoll::WakeGroup group(hub);
+///   for (auto& s : subs) group.add(s);           // ids 0, 1, 2, ...
+///   for (;;) for (std::uint32_t id : group.wait(1s)) for (auto& m : subs[id].poll()) use(m);
+class WakeGroup {
+ public:
+  explicit WakeGroup(Hub& hub);
+  WakeGroup(const WakeGroup&) = delete;
+  WakeGroup& operator=(const WakeGroup&) = delete;
+  /// Members still in the group leave it (they get their own eventfd back on next use).
+  ~WakeGroup();
+
+  /// Adds a subscriber; returns its id in the group (0, 1, 2, ...). It must not be armed alone.
+  std::uint32_t add(Subscriber& subscriber);
+  /// Takes a subscriber out of the group.
+  void remove(Subscriber& subscriber) noexcept;
+  [[nodiscard]] std::size_t size() const noexcept { return members_.size() - free_.size(); }
+  /// The group's eventfd, for an external event loop (then call ready() after readiness).
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  /// Arms every member. Returns at once the ids of members with unread messages if there are any;
+  /// otherwise blocks until pushed (returns the ids of the members pushed) or the timeout passes
+  /// (returns an empty list). Negative timeout: no timeout.
+  [[nodiscard]] std::span<const std::uint32_t> wait(std::chrono::nanoseconds timeout);
+  /// After fd() became readable in an external loop: drains it and returns the ids pushed.
+  [[nodiscard]] std::span<const std::uint32_t> ready();
+
+ private:
+  friend class Subscriber;
+  std::shared_ptr<detail::Notifier> notifier_;
+  int fd_ = -1;
+  std::vector<detail::SubscriberCore*> members_;  // by id; nullptr for a free id
+  std::vector<std::uint32_t> free_;
+  std::vector<std::uint32_t> ready_;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Hot paths, inline.
+
+#if defined(PUSHPOLL_TSAN)
+inline constexpr std::memory_order kHeadStoreOrder = std::memory_order_seq_cst;
+#else
+inline constexpr std::memory_order kHeadStoreOrder = std::memory_order_release;
+#endif
+
+inline void Topic::after_commit(std::uint64_t tag_bits) noexcept {
+  auto& s = ring_.state();
+#if defined(PUSHPOLL_TSAN)
+  // ThreadSanitizer models neither fences nor membarrier: use the symmetric form, a seq_cst load
+  // after the seq_cst store of head_seq in commit().
+  if (s.armed.load(std::memory_order_seq_cst) != 0) wake(tag_bits);
+#else
+  // SYNC(arm), publisher side (Dekker): our store of head_seq, then our load of `armed`; the
+  // subscriber stores `armed`, then loads head_seq. Each side needs a StoreLoad barrier. With the
+  // asymmetric protocol the subscriber runs membarrier() (a full barrier on every running thread
+  // of the process) and we need only keep the compiler from reordering; otherwise a full fence.
+  if (asymmetric_) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  // Relaxed: ordered by the barrier above (see docs/DESIGN.md, "The arming handshake").
+  if (s.armed.load(std::memory_order_relaxed) != 0) wake(tag_bits);
+#endif
+}
 
 inline void Topic::check_tag(unsigned tag) {
   if (tag > kMaxTag) throw Error("pushpoll: tag " + std::to_string(tag) + " is out of range 0..63");
@@ -336,7 +451,8 @@ inline std::uint64_t Topic::commit(const detail::Reservation& r, std::uint64_t c
     }
   }
   // SYNC(commit): header and payload above become visible no later than the new head.
-  s.head_seq.store(seq + count, std::memory_order_release);
+  // (seq_cst under ThreadSanitizer: the symmetric form of SYNC(arm), see after_commit().)
+  s.head_seq.store(seq + count, kHeadStoreOrder);
   // Release: the next committer acquires it (its turn), and sees head_seq above.
   s.head_pos.store(r.end, std::memory_order_release);
   return seq;
@@ -355,7 +471,9 @@ inline std::uint64_t Topic::publish(std::span<const std::byte> data, unsigned ta
   h.flags = 0;
   h.reserved = 0;
   if (!data.empty()) std::memcpy(ring_.at(r.start) + sizeof(detail::RecordHeader), data.data(), data.size());
-  return commit(r, 1);
+  const std::uint64_t seq = commit(r, 1);
+  after_commit(std::uint64_t{1} << tag);
+  return seq;
 }
 
 inline bool Topic::try_publish(std::span<const std::byte> data, unsigned tag) {
@@ -372,6 +490,7 @@ inline bool Topic::try_publish(std::span<const std::byte> data, unsigned tag) {
   h.reserved = 0;
   if (!data.empty()) std::memcpy(ring_.at(r.start) + sizeof(detail::RecordHeader), data.data(), data.size());
   commit(r, 1);
+  after_commit(std::uint64_t{1} << tag);
   return true;
 }
 
@@ -437,6 +556,8 @@ inline Batch& Batch::operator=(Batch&& other) noexcept {
 inline Batch Subscriber::poll(std::size_t max_messages) {
   auto& c = *core_;
   c.release_outstanding();
+  // Relaxed: our own slot; a notification seen late is drained by the next poll or arm.
+  if (c.ring.slot(c.slot).wake.load(std::memory_order_relaxed) == detail::kWakeNotified) take_notification();
   auto& s = c.ring.state();
   Batch b;
   b.ring_ = c.ring;

@@ -47,6 +47,11 @@ inline constexpr std::uint32_t kSlotFree = 0;
 inline constexpr std::uint32_t kSlotAttached = 1;  // gates the writers (Overflow::block)
 inline constexpr std::uint32_t kSlotDetached = 2;  // stalled too long; no longer gates
 
+/// Wake states of a subscriber (the edge-triggered handshake; docs/DESIGN.md, "Wake-ups").
+inline constexpr std::uint32_t kWakeIdle = 0;      // not waiting for a push
+inline constexpr std::uint32_t kWakeArmed = 1;     // arm(): the next matching publish pushes once
+inline constexpr std::uint32_t kWakeNotified = 2;  // the notifier won armed -> notified and writes fd
+
 /// One subscriber's shared state, on its own cache line so that cursors never false-share.
 struct alignas(kCacheLine) SubscriberSlot {
   // Writer: the owning subscriber (release, after it has finished reading a batch). Reader: the
@@ -56,6 +61,19 @@ struct alignas(kCacheLine) SubscriberSlot {
   // Writers: the subscriber (free <-> attached, detached -> attached) and the retirer
   // (attached -> detached, CAS). Reader: the retirer's scan.
   std::atomic<std::uint32_t> state{kSlotFree};
+  // Writers: the subscriber (idle -> armed, armed -> idle by CAS, notified -> idle) and the
+  // notifier (armed -> notified by CAS: only the winner writes the eventfd). seq_cst on the
+  // arming side: SYNC(arm) is a Dekker pair with the publishers (see Topic::after_commit()).
+  std::atomic<std::uint32_t> wake{kWakeIdle};
+  // 1 while the slot is in the topic's armed set. Writers: the subscriber (exchange to 1 before
+  // pushing) and the notifier (store 0 after popping, before reading `wake`): seq_cst, so that
+  // either the notifier sees the new arming or the subscriber pushes again.
+  std::atomic<std::uint32_t> queued{0};
+  // Set by the owner before it first arms (the arming's seq_cst RMWs publish them to the notifier).
+  std::atomic<std::int32_t> fd{-1};         // the subscriber's eventfd, or -1
+  std::atomic<std::uint32_t> group{0};      // wake group id (0: none)
+  std::atomic<std::uint32_t> member{0};     // id of this subscriber inside its group
+  std::atomic<std::uint64_t> tag_mask{~std::uint64_t{0}};
 };
 static_assert(sizeof(SubscriberSlot) == kCacheLine, "one slot per cache line");
 
@@ -112,8 +130,17 @@ struct RingState {
   // Writer: subscribers (fetch_max by CAS). Reader: the retirer (seq_cst, part of the attach pair).
   std::atomic<std::uint32_t> slot_high{0};
 
-  // ---- lifecycle ----
+  // ---- lifecycle and wake-ups (read by every publisher, written rarely) ----
   alignas(kCacheLine) std::atomic<std::uint32_t> closed{0};  // release on close(); acquire in checks
+  // Subscribers armed now. Incremented (seq_cst) by arm(), decremented by whoever ends the arming.
+  // Publishers load it after their commit: SYNC(arm), see Topic::after_commit().
+  std::atomic<std::uint32_t> armed{0};
+  // Tags published while someone was armed and not yet served by a notifier round. Writers:
+  // publishers (fetch_or), the notifier (exchange to 0). seq_cst with `notifying`: a publisher
+  // that finds a round in progress leaves its tags here, and the round's owner looks again after
+  // it lets go, so no publish is left unserved.
+  std::atomic<std::uint64_t> pending_tags{0};
+  std::atomic<std::uint32_t> notifying{0};  // 1 while a thread runs this topic's round
 
   // ---- counters of rare events (relaxed: statistics only, no ordering needed) ----
   alignas(kCacheLine) std::atomic<std::uint64_t> full_waits{0};

@@ -1,0 +1,292 @@
+// The subscriber side of wake-ups: arming, waiting, wake groups. No syscalls here: the eventfd
+// operations go through the notifier seam (detail/notifier.hpp), implemented in pushpoll::io.
+//
+// The handshake (docs/DESIGN.md, "The arming handshake"):
+//   subscriber: wake = armed; armed += 1 (seq_cst); heavy barrier; if head > cursor: disarm
+//   publisher:  head = h (release); light barrier; if armed != 0: notify
+// and the edge trigger: the notifier moves a slot armed -> notified by CAS and only the winner
+// writes the eventfd; the subscriber returns it to idle in its next poll()/arm(), draining the fd.
+#include <thread>
+
+#include "pushpoll/hub.hpp"
+#include "pushpoll/topic.hpp"
+
+namespace pushpoll {
+
+using detail::kWakeArmed;
+using detail::kWakeIdle;
+using detail::kWakeNotified;
+
+namespace {
+
+void take_notification(detail::SubscriberCore& c) noexcept {
+  // Relaxed: only this subscriber moves its slot out of `notified`.
+  c.ring.slot(c.slot).wake.store(kWakeIdle, std::memory_order_relaxed);
+  // A group member's wake-up went to the group's eventfd, which the group drains.
+  if (c.group == nullptr && c.own_fd >= 0) {
+    detail::Notifier* n = c.topic->notifier();
+    n->drain(c.own_fd);
+    n->count_subscriber_syscall();
+  }
+}
+
+void disarm(detail::SubscriberCore& c) noexcept {
+  auto& slot = c.ring.slot(c.slot);
+  std::uint32_t w = kWakeArmed;
+  // seq_cst CAS against the notifier's armed -> notified CAS: exactly one ends the arming.
+  if (slot.wake.compare_exchange_strong(w, kWakeIdle, std::memory_order_seq_cst)) {
+    // Relaxed: `armed` only tells publishers whether to look; a late decrement costs one look.
+    c.ring.state().armed.fetch_sub(1, std::memory_order_relaxed);
+  } else if (w == kWakeNotified) {
+    take_notification(c);
+  }
+}
+
+bool has_matching(detail::SubscriberCore& c) {
+  c.release_outstanding();
+  auto& s = c.ring.state();
+  // A gap to report counts as news: the next poll reports it.
+  if (c.ring.slot(c.slot).state.load(std::memory_order_relaxed) == detail::kSlotDetached ||
+      s.retire_pos.load(std::memory_order_acquire) > c.cursor_pos) {
+    return true;
+  }
+  // seq_cst: the load half of SYNC(arm) on the subscriber side (after the heavy barrier).
+  const std::uint64_t head = s.head_seq.load(std::memory_order_seq_cst);
+  if (head == c.cursor_seq) return false;
+  if (c.tag_mask == kAllTags) return true;
+  // Skip, and consume, the messages the mask does not take.
+  std::uint64_t pos = c.cursor_pos, seq = c.cursor_seq;
+  bool found = false;
+  while (seq < head) {
+    std::uint64_t start;
+    const std::uint64_t next = c.ring.next_message(pos, start);
+    if ((c.tag_mask >> c.ring.header(start).tag) & 1u) {
+      found = true;
+      break;
+    }
+    pos = next;
+    ++seq;
+  }
+  // Validate the walk as poll() does; a lapped cursor is news (a gap) for the next poll.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (s.retire_pos.load(std::memory_order_relaxed) > c.cursor_pos) return true;
+  if (seq != c.cursor_seq) {
+    c.cursor_seq = seq;
+    c.cursor_pos = pos;
+    // Release: as in release_outstanding(): our reads happen-before the bytes are reused.
+    c.ring.slot(c.slot).cursor_pos.store(pos, std::memory_order_release);
+  }
+  return found;
+}
+
+int open_fd(detail::SubscriberCore& c) {
+  if (c.own_fd < 0) {
+    detail::Notifier* n = c.topic->notifier();
+    if (n == nullptr) throw Error("pushpoll: this hub has no notifier");
+    c.own_fd = n->open_eventfd();
+    // Relaxed: published to the notifier by the seq_cst RMWs of the next arming.
+    if (c.group == nullptr) c.ring.slot(c.slot).fd.store(c.own_fd, std::memory_order_relaxed);
+  }
+  return c.own_fd;
+}
+
+bool arm(detail::SubscriberCore& c) {
+  Topic& t = *c.topic;
+  detail::Notifier* n = t.notifier();
+  if (n == nullptr) throw Error("pushpoll: this hub has no notifier");
+  if (c.group == nullptr && c.own_fd < 0) (void)open_fd(c);
+  auto& slot = c.ring.slot(c.slot);
+  auto& s = c.ring.state();
+  // Relaxed: our own slot; only the notifier can move it (armed -> notified), and we re-read it.
+  std::uint32_t w = slot.wake.load(std::memory_order_relaxed);
+  if (w == kWakeNotified) {
+    take_notification(c);
+    w = kWakeIdle;
+  }
+  if (t.closed() || has_matching(c)) {
+    if (w == kWakeArmed) disarm(c);
+    return false;
+  }
+  if (w == kWakeIdle) {
+    // SYNC(arm), subscriber side: announce, then re-check the log (below).
+    slot.wake.store(kWakeArmed, std::memory_order_seq_cst);
+    // seq_cst exchange: either the notifier, which stores queued = 0 before reading `wake`, sees
+    // this arming, or we see queued == 0 and push the slot again.
+    if (slot.queued.exchange(1, std::memory_order_seq_cst) == 0) t.armed_set().push(c.slot);
+    s.armed.fetch_add(1, std::memory_order_seq_cst);
+    n->heavy_barrier();
+    n->count_arm();
+    // seq_cst load of `closed` after the arming: pairs with the seq_cst exchange in close().
+    if (s.closed.load(std::memory_order_seq_cst) != 0 || has_matching(c)) {
+      disarm(c);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+void Subscriber::take_notification() noexcept { pushpoll::take_notification(*core_); }
+void Subscriber::disarm() noexcept { pushpoll::disarm(*core_); }
+bool Subscriber::has_matching() { return pushpoll::has_matching(*core_); }
+bool Subscriber::arm() { return pushpoll::arm(*core_); }
+
+int Subscriber::fd() {
+  auto& c = *core_;
+  if (c.group != nullptr) return c.group->fd();
+  return open_fd(c);
+}
+
+bool Subscriber::wait(std::chrono::nanoseconds timeout) {
+  auto& c = *core_;
+  Topic& t = *c.topic;
+  if (c.group != nullptr) {
+    throw Error("pushpoll: a wake-group member is woken through WakeGroup::wait(), not wait()");
+  }
+  using clock = std::chrono::steady_clock;
+  const bool forever = timeout.count() < 0;
+  const auto deadline = forever ? clock::time_point::max() : clock::now() + timeout;
+  const auto done = [&c](bool pushed) {
+    if (pushed) c.last_wake = clock::now();
+    return pushed;
+  };
+  // Client-side rate limit: pushes inside min_interval after the last wake-up coalesce into one.
+  if (c.wait_options.min_interval.count() > 0 && c.last_wake != clock::time_point{}) {
+    const auto until = c.last_wake + c.wait_options.min_interval;
+    if (until > clock::now()) std::this_thread::sleep_until(std::min(until, deadline));
+  }
+  if (c.wait_options.spin.count() > 0) {
+    const auto spin_end = std::min(clock::now() + c.wait_options.spin, deadline);
+    do {
+      if (has_matching()) return done(true);
+      detail::cpu_relax();
+    } while (clock::now() < spin_end);
+  }
+  detail::Notifier* n = t.notifier();
+  for (;;) {
+    if (!arm()) {
+      if (t.closed() && !has_matching()) {
+        throw Closed("pushpoll: topic '" + t.name() + "' is closed and fully read");
+      }
+      return done(true);
+    }
+    std::chrono::nanoseconds left{-1};
+    if (!forever) {
+      left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
+      if (left.count() < 0) left = std::chrono::nanoseconds(0);
+    }
+    const bool readable = n->block(c.own_fd, left);
+    n->count_subscriber_syscall();
+    auto& slot = c.ring.slot(c.slot);
+    if (slot.wake.load(std::memory_order_acquire) == kWakeNotified) {
+      take_notification();
+      return done(true);
+    }
+    if (!readable) {  // timed out: end the arming (the notifier may win the race: then pushed)
+      disarm();
+      return done(has_matching());
+    }
+    // Readable but not notified: a write from an earlier arming landed late. Drain and re-arm.
+    n->drain(c.own_fd);
+    n->count_subscriber_syscall();
+  }
+}
+
+Batch Subscriber::poll_wait(std::size_t max_messages, std::chrono::nanoseconds timeout) {
+  Batch b = poll(max_messages);
+  if (!b.empty() || b.gap() != 0) return b;
+  if (!wait(timeout)) return b;
+  return poll(max_messages);
+}
+
+// ---- wake groups ------------------------------------------------------------------------------
+
+WakeGroup::WakeGroup(Hub& hub) : notifier_(hub.notifier()) {
+  if (!notifier_) throw Error("pushpoll: this hub has no notifier");
+  fd_ = notifier_->open_eventfd();
+}
+
+WakeGroup::~WakeGroup() {
+  for (detail::SubscriberCore* c : members_) {
+    if (c == nullptr) continue;
+    c->group = nullptr;
+    // Relaxed: as in Subscriber::fd().
+    c->ring.slot(c->slot).fd.store(c->own_fd, std::memory_order_relaxed);
+  }
+  notifier_->close_fd(fd_);
+}
+
+std::uint32_t WakeGroup::add(Subscriber& subscriber) {
+  auto& c = *subscriber.core_;
+  if (c.group != nullptr) throw Error("pushpoll: the subscriber is already in a wake group");
+  pushpoll::disarm(c);
+  std::uint32_t id;
+  if (!free_.empty()) {
+    id = free_.back();
+    free_.pop_back();
+    members_[id] = &c;
+  } else {
+    id = static_cast<std::uint32_t>(members_.size());
+    members_.push_back(&c);
+  }
+  c.group = this;
+  c.group_id = id;
+  // Relaxed: published by the seq_cst RMWs of the member's next arming.
+  c.ring.slot(c.slot).fd.store(fd_, std::memory_order_relaxed);
+  return id;
+}
+
+void WakeGroup::remove(Subscriber& subscriber) noexcept {
+  auto& c = *subscriber.core_;
+  if (c.group != this) return;
+  pushpoll::disarm(c);
+  members_[c.group_id] = nullptr;
+  free_.push_back(c.group_id);
+  c.group = nullptr;
+  c.ring.slot(c.slot).fd.store(c.own_fd, std::memory_order_relaxed);  // relaxed: as in add()
+}
+
+std::span<const std::uint32_t> WakeGroup::ready() {
+  notifier_->drain(fd_);
+  notifier_->count_subscriber_syscall();
+  ready_.clear();
+  for (std::uint32_t id = 0; id < members_.size(); ++id) {
+    detail::SubscriberCore* c = members_[id];
+    // Acquire: pairs with the notifier's CAS; the member's next poll sees what woke it.
+    if (c != nullptr && c->ring.slot(c->slot).wake.load(std::memory_order_acquire) == kWakeNotified) {
+      ready_.push_back(id);
+    }
+  }
+  return ready_;
+}
+
+std::span<const std::uint32_t> WakeGroup::wait(std::chrono::nanoseconds timeout) {
+  using clock = std::chrono::steady_clock;
+  const bool forever = timeout.count() < 0;
+  const auto deadline = forever ? clock::time_point::max() : clock::now() + timeout;
+  for (;;) {
+    ready_.clear();
+    for (std::uint32_t id = 0; id < members_.size(); ++id) {
+      detail::SubscriberCore* c = members_[id];
+      if (c == nullptr) continue;
+      if (!pushpoll::arm(*c)) ready_.push_back(id);
+    }
+    if (!ready_.empty()) return ready_;
+    std::chrono::nanoseconds left{-1};
+    if (!forever) {
+      left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
+      if (left.count() <= 0) return {};
+    }
+    const bool readable = notifier_->block(fd_, left);
+    notifier_->count_subscriber_syscall();
+    if (readable) {
+      auto ids = ready();
+      if (!ids.empty()) return ids;
+    } else if (!forever && clock::now() >= deadline) {
+      return {};
+    }
+  }
+}
+
+}  // namespace pushpoll

@@ -1,0 +1,356 @@
+// The notifier: serves armed subscribers after publishes (in the publishing thread or in a
+// background thread), and implements the seam core uses for eventfds and the heavy barrier.
+#include <linux/membarrier.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "pushpoll/io/notifier.hpp"
+#include "pushpoll/io/writers.hpp"
+
+namespace pushpoll::io {
+namespace {
+
+using detail::kWakeArmed;
+using detail::kWakeNotified;
+
+bool register_membarrier() noexcept {
+#if defined(PUSHPOLL_TSAN)
+  return false;  // ThreadSanitizer cannot see membarrier: use the symmetric protocol
+#else
+  return ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#endif
+}
+
+class EventNotifier final : public detail::Notifier {
+ public:
+  EventNotifier(const HubOptions& options, std::unique_ptr<FdWriter> writer)
+      : writer_(std::move(writer)),
+        background_(options.mode == NotifyMode::background),
+        window_(options.coalesce_window),
+        asymmetric_(register_membarrier()) {
+    if (background_) {
+      bg_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      if (bg_fd_ < 0) throw Error(std::string("pushpoll: eventfd: ") + std::strerror(errno));
+      thread_ = std::thread([this] { background_loop(); });
+    }
+  }
+
+  EventNotifier(const EventNotifier&) = delete;
+  EventNotifier& operator=(const EventNotifier&) = delete;
+
+  ~EventNotifier() override {
+    if (background_) {
+      {
+        std::lock_guard lock(topics_mutex_);
+        stop_ = true;
+      }
+      wake_background();
+      thread_.join();
+      ::close(bg_fd_);
+    }
+  }
+
+  // ---- publisher side ----
+
+  void notify(Topic& topic, std::uint64_t tags) noexcept override {
+    auto& s = topic.ring().state();
+    // seq_cst: see RingState::pending_tags.
+    s.pending_tags.fetch_or(tags, std::memory_order_seq_cst);
+    if (background_) {
+      register_topic(topic);
+      // seq_cst with the thread's store of `parked_` before its last look at pending_tags: either
+      // it sees our tags or we see it parked and wake it (the only syscall a publisher makes).
+      if (parked_.load(std::memory_order_seq_cst) && parked_.exchange(false, std::memory_order_seq_cst)) {
+        wake_background();
+      }
+      return;
+    }
+    serve(topic, false);
+  }
+
+  void topic_closed(Topic& topic) noexcept override { serve(topic, true); }
+
+  void topic_gone(Topic& topic) noexcept override {
+    std::lock_guard lock(topics_mutex_);
+    topics_.erase(std::remove(topics_.begin(), topics_.end(), &topic), topics_.end());
+  }
+
+  // ---- subscriber side ----
+
+  int open_eventfd() override {
+    int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0 && errno == EMFILE) {
+      // Out of descriptors: raise the soft limit toward the hard one, once per shortage.
+      rlimit rl{};
+      if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, std::max<rlim_t>(rl.rlim_cur * 2, rl.rlim_cur + 1024));
+        if (::setrlimit(RLIMIT_NOFILE, &rl) == 0) fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      }
+    }
+    if (fd < 0) {
+      const int err = errno;
+      rlimit rl{};
+      ::getrlimit(RLIMIT_NOFILE, &rl);
+      throw Error(std::string("pushpoll: cannot create an eventfd: ") + std::strerror(err) +
+                  "; RLIMIT_NOFILE soft limit " + std::to_string(rl.rlim_cur) + ", hard limit " +
+                  std::to_string(rl.rlim_max) + " (each subscriber that waits needs one descriptor;"
+                  " raise the limit with `ulimit -n`, or share one through a WakeGroup)");
+    }
+    return fd;
+  }
+
+  void close_fd(int fd) noexcept override { ::close(fd); }
+
+  void drain(int fd) noexcept override {
+    std::uint64_t value;
+    (void)!::read(fd, &value, sizeof value);  // EAGAIN when nothing was written: fine
+  }
+
+  bool block(int fd, std::chrono::nanoseconds timeout) noexcept override {
+    using clock = std::chrono::steady_clock;
+    const bool forever = timeout.count() < 0;
+    const auto deadline = clock::now() + (forever ? std::chrono::nanoseconds(0) : timeout);
+    for (;;) {
+      pollfd p{fd, POLLIN, 0};
+      timespec ts{};
+      if (!forever) {
+        const auto left = std::max(std::chrono::nanoseconds(0), std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now()));
+        ts.tv_sec = static_cast<time_t>(left.count() / 1'000'000'000);
+        ts.tv_nsec = static_cast<long>(left.count() % 1'000'000'000);
+      }
+      const int rc = ::ppoll(&p, 1, forever ? nullptr : &ts, nullptr);
+      if (rc > 0) return true;
+      if (rc == 0) return false;
+      if (errno != EINTR) return false;
+    }
+  }
+
+  void heavy_barrier() noexcept override {
+#if !defined(PUSHPOLL_TSAN)
+    if (asymmetric_) {
+      // SYNC(arm), heavy side: every running thread of this process executes a full barrier, so a
+      // publisher's store of head_seq is globally visible before our re-check of it, or its load
+      // of `armed` comes after our increment.
+      ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+      count_subscriber_syscall();
+      return;
+    }
+#endif
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+
+  [[nodiscard]] bool asymmetric() const noexcept override { return asymmetric_; }
+  [[nodiscard]] Backend backend() const noexcept override { return writer_->kind(); }
+
+  [[nodiscard]] WakeStats stats() const noexcept override {
+    // Relaxed: statistics.
+    WakeStats out;
+    out.wakeups_sent = counters_.writes.load(std::memory_order_relaxed);
+    out.wakeups_coalesced = coalesced_.load(std::memory_order_relaxed);
+    out.wakeups_skipped = skipped_.load(std::memory_order_relaxed);
+    out.rounds = rounds_.load(std::memory_order_relaxed);
+    out.notifier_syscalls = counters_.syscalls.load(std::memory_order_relaxed) +
+                            bg_syscalls_.load(std::memory_order_relaxed);
+    out.subscriber_syscalls = subscriber_syscalls_.load(std::memory_order_relaxed);
+    out.arms = arms_.load(std::memory_order_relaxed);
+    return out;
+  }
+
+  void count_subscriber_syscall() noexcept override {
+    subscriber_syscalls_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+  }
+  void count_arm() noexcept override { arms_.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  /// Runs rounds for `topic` until no tags are pending, unless another thread is running them
+  /// (it will see our tags: it looks at pending_tags again after it lets go of `notifying`).
+  void serve(Topic& topic, bool closing) noexcept {
+    auto& s = topic.ring().state();
+    for (;;) {
+      if (s.notifying.exchange(1, std::memory_order_seq_cst) != 0) {
+        if (!closing) return;
+        // Closing must not be left to a round that has already taken its tags: wait for it.
+        while (s.notifying.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+        continue;
+      }
+      const std::uint64_t tags = s.pending_tags.exchange(0, std::memory_order_seq_cst);
+      round(topic, closing ? ~std::uint64_t{0} : tags, closing);
+      s.notifying.store(0, std::memory_order_seq_cst);
+      closing = false;
+      if (s.pending_tags.load(std::memory_order_seq_cst) == 0) return;
+    }
+  }
+
+  /// One round: every armed subscriber of `topic` whose mask meets `tags` goes armed -> notified
+  /// and its eventfd is written once (each distinct eventfd once).
+  void round(Topic& topic, std::uint64_t tags, bool everyone) noexcept {
+    if (tags == 0) return;
+    thread_local std::vector<int> fds;
+    thread_local std::vector<std::uint32_t> keep;
+    fds.clear();
+    keep.clear();
+    auto ring = topic.ring();
+    auto& s = ring.state();
+    auto& set = topic.armed_set();
+    rounds_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+    std::uint32_t index;
+    std::uint64_t woken = 0, skipped = 0;
+    while (set.pop(index)) {
+      auto& slot = ring.slot(index);
+      // seq_cst: clear `queued` before reading `wake` (see SubscriberSlot::queued).
+      slot.queued.store(0, std::memory_order_seq_cst);
+      std::uint32_t w = slot.wake.load(std::memory_order_seq_cst);
+      if (w != kWakeArmed) continue;  // disarmed, already notified, or unsubscribed
+      if (!everyone && (slot.tag_mask.load(std::memory_order_relaxed) & tags) == 0) {
+        keep.push_back(index);  // stays armed for a tag it wants
+        ++skipped;
+        continue;
+      }
+      // seq_cst CAS: exactly one of us and the subscriber's disarm ends the arming; only the
+      // winner writes the eventfd. The fd was stored before the arming's seq_cst RMWs.
+      if (slot.wake.compare_exchange_strong(w, kWakeNotified, std::memory_order_seq_cst)) {
+        s.armed.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a hint for publishers
+        const int fd = slot.fd.load(std::memory_order_relaxed);
+        if (fd >= 0) fds.push_back(fd);
+        ++woken;
+      }
+    }
+    for (const std::uint32_t k : keep) {
+      if (ring.slot(k).queued.exchange(1, std::memory_order_seq_cst) == 0) (void)set.push(k);
+    }
+    std::sort(fds.begin(), fds.end());
+    fds.erase(std::unique(fds.begin(), fds.end()), fds.end());
+    // Relaxed: statistics.
+    coalesced_.fetch_add(woken - fds.size(), std::memory_order_relaxed);
+    skipped_.fetch_add(skipped, std::memory_order_relaxed);
+    if (!fds.empty()) writer_->write_all(fds, counters_);
+  }
+
+  // ---- background mode ----
+
+  void register_topic(Topic& topic) {
+    // Relaxed: a flag in the topic object only ever set once, under the mutex; a stale read
+    // just takes the mutex.
+    std::lock_guard lock(topics_mutex_);
+    if (std::find(topics_.begin(), topics_.end(), &topic) == topics_.end()) topics_.push_back(&topic);
+  }
+
+  void wake_background() noexcept {
+    const std::uint64_t one = 1;
+    (void)!::write(bg_fd_, &one, sizeof one);
+    bg_syscalls_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+  }
+
+  void background_loop() {
+    std::vector<Topic*> snapshot;
+    for (;;) {
+      bool served = false;
+      {
+        std::lock_guard lock(topics_mutex_);
+        if (stop_) return;
+        for (Topic* t : topics_) {
+          if (t->ring().state().pending_tags.load(std::memory_order_seq_cst) != 0) {
+            serve(*t, false);
+            served = true;
+          }
+        }
+      }
+      if (served) {
+        // Coalescing window: publishes during it are served by the next round, together.
+        if (window_.count() > 0) std::this_thread::sleep_for(window_);
+        continue;
+      }
+      // Nothing pending: park. Announce, look once more, then block on our eventfd.
+      parked_.store(true, std::memory_order_seq_cst);
+      bool pending = false;
+      {
+        std::lock_guard lock(topics_mutex_);
+        if (stop_) return;
+        for (Topic* t : topics_) {
+          pending |= t->ring().state().pending_tags.load(std::memory_order_seq_cst) != 0;
+        }
+      }
+      if (!pending) {
+        pollfd p{bg_fd_, POLLIN, 0};
+        (void)::poll(&p, 1, 100);
+        std::uint64_t value;
+        (void)!::read(bg_fd_, &value, sizeof value);
+      }
+      parked_.store(false, std::memory_order_seq_cst);
+    }
+  }
+
+  std::unique_ptr<FdWriter> writer_;
+  bool background_;
+  std::chrono::nanoseconds window_;
+  bool asymmetric_;
+  WriterCounters counters_;
+  std::atomic<std::uint64_t> coalesced_{0}, skipped_{0}, rounds_{0}, subscriber_syscalls_{0},
+      arms_{0}, bg_syscalls_{0};
+  // Background mode.
+  std::mutex topics_mutex_;
+  std::vector<Topic*> topics_;
+  bool stop_ = false;
+  std::atomic<bool> parked_{false};
+  int bg_fd_ = -1;
+  std::thread thread_;
+};
+
+bool uring_disabled_by_env() {
+  const char* v = std::getenv("PUSHPOLL_IO_URING");
+  return v != nullptr && (std::strcmp(v, "off") == 0 || std::strcmp(v, "0") == 0);
+}
+
+}  // namespace
+
+bool io_uring_available(std::string* why) {
+  if (uring_disabled_by_env()) {
+    if (why) *why = "disabled by PUSHPOLL_IO_URING=off";
+    return false;
+  }
+  return make_uring_writer(false, why) != nullptr;
+}
+
+std::shared_ptr<detail::Notifier> make_notifier(const HubOptions& options) {
+  std::unique_ptr<FdWriter> writer;
+  std::string why;
+  switch (options.backend) {
+    case Backend::syscall:
+      writer = make_syscall_writer();
+      break;
+    case Backend::io_uring:
+      writer = make_uring_writer(options.sqpoll, &why);
+      if (!writer) throw Error("pushpoll: io_uring backend unavailable: " + why);
+      break;
+    case Backend::automatic:
+      if (!uring_disabled_by_env()) writer = make_uring_writer(options.sqpoll, &why);
+      if (!writer) writer = make_syscall_writer();
+      break;
+  }
+  return std::make_shared<EventNotifier>(options, std::move(writer));
+}
+
+}  // namespace pushpoll::io
+
+namespace pushpoll {
+
+Hub::Hub() : Hub(HubOptions{}) {}
+
+Hub::Hub(HubOptions options) : options_(std::move(options)) {
+  if (!options_.memory) options_.memory = std::make_shared<HeapMemory>();
+  notifier_ = io::make_notifier(options_);
+}
+
+}  // namespace pushpoll
