@@ -15,6 +15,7 @@ Topic& Hub::create(std::string_view name, const TopicOptions& options) {
       new Topic(this, std::string(name), options, options_.memory, notifier_));
   Topic& ref = *topic;
   topics_.emplace(std::string(name), std::move(topic));
+  if (notifier_) notifier_->topic_added(ref);
   return ref;
 }
 

@@ -52,10 +52,7 @@ class EventNotifier final : public detail::Notifier {
 
   ~EventNotifier() override {
     if (background_) {
-      {
-        std::lock_guard lock(topics_mutex_);
-        stop_ = true;
-      }
+      stop_.store(true, std::memory_order_release);
       wake_background();
       thread_.join();
       ::close(bg_fd_);
@@ -69,7 +66,6 @@ class EventNotifier final : public detail::Notifier {
     // seq_cst: see RingState::pending_tags.
     s.pending_tags.fetch_or(tags, std::memory_order_seq_cst);
     if (background_) {
-      register_topic(topic);
       // seq_cst with the thread's store of `parked_` before its last look at pending_tags: either
       // it sees our tags or we see it parked and wake it (the only syscall a publisher makes).
       if (parked_.load(std::memory_order_seq_cst) && parked_.exchange(false, std::memory_order_seq_cst)) {
@@ -82,9 +78,18 @@ class EventNotifier final : public detail::Notifier {
 
   void topic_closed(Topic& topic) noexcept override { serve(topic, true); }
 
-  void topic_gone(Topic& topic) noexcept override {
+  void topic_added(Topic& topic) override {
+    if (!background_) return;
     std::lock_guard lock(topics_mutex_);
-    topics_.erase(std::remove(topics_.begin(), topics_.end(), &topic), topics_.end());
+    topics_.push_back(topic.weak_from_this());
+  }
+
+  void topic_gone(Topic&) noexcept override {
+    if (!background_) return;
+    std::lock_guard lock(topics_mutex_);
+    topics_.erase(std::remove_if(topics_.begin(), topics_.end(),
+                                 [](const std::weak_ptr<Topic>& w) { return w.expired(); }),
+                  topics_.end());
   }
 
   // ---- subscriber side ----
@@ -240,49 +245,43 @@ class EventNotifier final : public detail::Notifier {
 
   // ---- background mode ----
 
-  void register_topic(Topic& topic) {
-    // Relaxed: a flag in the topic object only ever set once, under the mutex; a stale read
-    // just takes the mutex.
-    std::lock_guard lock(topics_mutex_);
-    if (std::find(topics_.begin(), topics_.end(), &topic) == topics_.end()) topics_.push_back(&topic);
-  }
-
   void wake_background() noexcept {
     const std::uint64_t one = 1;
     (void)!::write(bg_fd_, &one, sizeof one);
     bg_syscalls_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   }
 
-  void background_loop() {
-    std::vector<Topic*> snapshot;
-    for (;;) {
-      bool served = false;
-      {
-        std::lock_guard lock(topics_mutex_);
-        if (stop_) return;
-        for (Topic* t : topics_) {
-          if (t->ring().state().pending_tags.load(std::memory_order_seq_cst) != 0) {
-            serve(*t, false);
-            served = true;
-          }
+  /// Serves every topic with pending tags; returns whether any had some. The list is copied under
+  /// the mutex and each topic locked through its weak_ptr, so no lock is held while serving and a
+  /// topic going away concurrently is simply skipped.
+  bool serve_pending(std::vector<std::weak_ptr<Topic>>& snapshot) {
+    {
+      std::lock_guard lock(topics_mutex_);
+      snapshot = topics_;
+    }
+    bool any = false;
+    for (const auto& weak : snapshot) {
+      if (auto t = weak.lock()) {
+        if (t->ring().state().pending_tags.load(std::memory_order_seq_cst) != 0) {
+          serve(*t, false);
+          any = true;
         }
       }
-      if (served) {
+    }
+    return any;
+  }
+
+  void background_loop() {
+    std::vector<std::weak_ptr<Topic>> snapshot;
+    while (!stop_.load(std::memory_order_acquire)) {
+      if (serve_pending(snapshot)) {
         // Coalescing window: publishes during it are served by the next round, together.
         if (window_.count() > 0) std::this_thread::sleep_for(window_);
         continue;
       }
-      // Nothing pending: park. Announce, look once more, then block on our eventfd.
+      // Nothing pending: park. Announce (seq_cst), look once more, then block on our eventfd.
       parked_.store(true, std::memory_order_seq_cst);
-      bool pending = false;
-      {
-        std::lock_guard lock(topics_mutex_);
-        if (stop_) return;
-        for (Topic* t : topics_) {
-          pending |= t->ring().state().pending_tags.load(std::memory_order_seq_cst) != 0;
-        }
-      }
-      if (!pending) {
+      if (!serve_pending(snapshot) && !stop_.load(std::memory_order_acquire)) {
         pollfd p{bg_fd_, POLLIN, 0};
         (void)::poll(&p, 1, 100);
         std::uint64_t value;
@@ -301,8 +300,8 @@ class EventNotifier final : public detail::Notifier {
       arms_{0}, bg_syscalls_{0};
   // Background mode.
   std::mutex topics_mutex_;
-  std::vector<Topic*> topics_;
-  bool stop_ = false;
+  std::vector<std::weak_ptr<Topic>> topics_;
+  std::atomic<bool> stop_{false};  // release by the destructor; acquire by the thread
   std::atomic<bool> parked_{false};
   int bg_fd_ = -1;
   std::thread thread_;

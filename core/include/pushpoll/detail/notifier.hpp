@@ -21,7 +21,9 @@ class Notifier {
   virtual void notify(Topic& topic, std::uint64_t tags) noexcept = 0;
   /// Wakes every armed subscriber of a topic being closed, whatever its tags.
   virtual void topic_closed(Topic& topic) noexcept = 0;
-  /// Forgets a topic that is going away (the background thread must not touch it any more).
+  /// A new topic, already owned by a shared_ptr (the background thread keeps a weak_ptr).
+  virtual void topic_added(Topic& topic) = 0;
+  /// A topic is going away.
   virtual void topic_gone(Topic& topic) noexcept = 0;
 
   /// A new non-blocking, close-on-exec eventfd. Throws Error naming RLIMIT_NOFILE when out of fds.
