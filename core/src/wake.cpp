@@ -90,7 +90,11 @@ int open_fd(detail::SubscriberCore& c) {
   return c.own_fd;
 }
 
-bool arm(detail::SubscriberCore& c) {
+enum class ArmStep : std::uint8_t { ready, armed, announced };
+
+/// First half of arming: returns `ready` when messages (or a close) are waiting, `armed` when it
+/// was armed already, `announced` when it armed now and needs the heavy barrier and a re-check.
+ArmStep arm_begin(detail::SubscriberCore& c) {
   Topic& t = *c.topic;
   detail::Notifier* n = t.notifier();
   if (n == nullptr) throw Error("pushpoll: this hub has no notifier");
@@ -105,24 +109,37 @@ bool arm(detail::SubscriberCore& c) {
   }
   if (t.closed() || has_matching(c)) {
     if (w == kWakeArmed) disarm(c);
+    return ArmStep::ready;
+  }
+  if (w == kWakeArmed) return ArmStep::armed;
+  // SYNC(arm), subscriber side: announce; the caller runs the heavy barrier, then arm_finish().
+  slot.wake.store(kWakeArmed, std::memory_order_seq_cst);
+  // seq_cst exchange: either the notifier, which stores queued = 0 before reading `wake`, sees
+  // this arming, or we see queued == 0 and push the slot again.
+  if (slot.queued.exchange(1, std::memory_order_seq_cst) == 0) (void)t.armed_set().push(c.slot);
+  s.armed.fetch_add(1, std::memory_order_seq_cst);
+  n->count_arm();
+  return ArmStep::announced;
+}
+
+/// Second half, after the heavy barrier: the re-check. True if still armed.
+bool arm_finish(detail::SubscriberCore& c) {
+  // seq_cst load of `closed` after the arming: pairs with the seq_cst exchange in close().
+  if (c.ring.state().closed.load(std::memory_order_seq_cst) != 0 || has_matching(c)) {
+    disarm(c);
     return false;
   }
-  if (w == kWakeIdle) {
-    // SYNC(arm), subscriber side: announce, then re-check the log (below).
-    slot.wake.store(kWakeArmed, std::memory_order_seq_cst);
-    // seq_cst exchange: either the notifier, which stores queued = 0 before reading `wake`, sees
-    // this arming, or we see queued == 0 and push the slot again.
-    if (slot.queued.exchange(1, std::memory_order_seq_cst) == 0) t.armed_set().push(c.slot);
-    s.armed.fetch_add(1, std::memory_order_seq_cst);
-    n->heavy_barrier();
-    n->count_arm();
-    // seq_cst load of `closed` after the arming: pairs with the seq_cst exchange in close().
-    if (s.closed.load(std::memory_order_seq_cst) != 0 || has_matching(c)) {
-      disarm(c);
-      return false;
-    }
-  }
   return true;
+}
+
+bool arm(detail::SubscriberCore& c) {
+  switch (arm_begin(c)) {
+    case ArmStep::ready: return false;
+    case ArmStep::armed: return true;
+    case ArmStep::announced: break;
+  }
+  c.topic->notifier()->heavy_barrier();
+  return arm_finish(c);
 }
 
 }  // namespace
@@ -266,11 +283,23 @@ std::span<const std::uint32_t> WakeGroup::wait(std::chrono::nanoseconds timeout)
   const bool forever = timeout.count() < 0;
   const auto deadline = forever ? clock::time_point::max() : clock::now() + timeout;
   for (;;) {
+    // Arm every member with one heavy barrier for all of them, then re-check each.
     ready_.clear();
+    announced_.clear();
     for (std::uint32_t id = 0; id < members_.size(); ++id) {
       detail::SubscriberCore* c = members_[id];
       if (c == nullptr) continue;
-      if (!pushpoll::arm(*c)) ready_.push_back(id);
+      switch (arm_begin(*c)) {
+        case ArmStep::ready: ready_.push_back(id); break;
+        case ArmStep::armed: break;
+        case ArmStep::announced: announced_.push_back(id); break;
+      }
+    }
+    if (!announced_.empty()) {
+      notifier_->heavy_barrier();
+      for (const std::uint32_t id : announced_) {
+        if (!arm_finish(*members_[id])) ready_.push_back(id);
+      }
     }
     if (!ready_.empty()) return ready_;
     std::chrono::nanoseconds left{-1};

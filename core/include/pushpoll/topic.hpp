@@ -333,6 +333,7 @@ class WakeGroup {
   std::vector<detail::SubscriberCore*> members_;  // by id; nullptr for a free id
   std::vector<std::uint32_t> free_;
   std::vector<std::uint32_t> ready_;
+  std::vector<std::uint32_t> announced_;
 };
 
 // ---------------------------------------------------------------------------------------------
