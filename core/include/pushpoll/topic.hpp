@@ -236,6 +236,9 @@ class Topic : public std::enable_shared_from_this<Topic> {
 
   std::atomic<std::int64_t> live_handles_{0};  // Subscribers and Claims (debug lifetime check)
   std::atomic<std::uint32_t> slot_hint_{0};     // where subscribe() starts looking for a free slot
+#ifndef NDEBUG
+  std::atomic<bool> sp_busy_{false};            // single_producer promise check
+#endif
 };
 
 /// A cursor on a topic. Move-only; unsubscribes on destruction. [owner] for every method.
@@ -386,6 +389,12 @@ inline bool Topic::reserve(Layout&& layout, Wait wait, detail::Reservation& out)
       continue;
     }
     if (single_producer_) {
+#ifndef NDEBUG
+      // The single-producer promise: no other publish is between its claim and its commit.
+      // Relaxed: a debug check; concurrent publishers race on it and one of them trips it.
+      assert(sp_busy_.exchange(true, std::memory_order_relaxed) == false &&
+             "single_producer topic published from two threads at once");
+#endif
       // Relaxed: only this thread writes claim_pos (the single-producer promise).
       s.claim_pos.store(end, std::memory_order_relaxed);
     } else if (!s.claim_pos.compare_exchange_weak(p, end, std::memory_order_relaxed,
@@ -456,6 +465,9 @@ inline std::uint64_t Topic::commit(const detail::Reservation& r, std::uint64_t c
   s.head_seq.store(seq + count, kHeadStoreOrder);
   // Release: the next committer acquires it (its turn), and sees head_seq above.
   s.head_pos.store(r.end, std::memory_order_release);
+#ifndef NDEBUG
+  if (single_producer_) sp_busy_.store(false, std::memory_order_relaxed);
+#endif
   return seq;
 }
 
