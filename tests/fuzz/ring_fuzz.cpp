@@ -41,6 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   pushpoll::TopicOptions opt;
   opt.capacity = 4096;
   opt.overflow = pushpoll::Overflow::overwrite;
+  opt.max_subscribers = 8;
   pushpoll::Topic& t = hub.topic("fuzz", opt);
   Model model;
   std::vector<pushpoll::Subscriber> subs;
@@ -61,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       case 1: {
         auto c = t.claim(len);
-        std::memcpy(c.data().data(), payload.data(), len);
+        if (len != 0) std::memcpy(c.data().data(), payload.data(), len);
         c.commit(tag);
         model.push(payload, tag, false);
         break;
@@ -94,7 +95,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           const std::size_t k = static_cast<std::size_t>(seq - model.first);
           if (m.aborted != model.aborted[k] || m.tag != model.tags[k]) fail("flags");
           if (!m.aborted && (m.data.size() != model.messages[k].size() ||
-                             std::memcmp(m.data.data(), model.messages[k].data(), m.data.size()) != 0)) {
+                             (!m.data.empty() &&
+                              std::memcmp(m.data.data(), model.messages[k].data(), m.data.size()) != 0))) {
             fail("payload");
           }
           ++seq;
