@@ -1,0 +1,65 @@
+"""pushpoll: a lock-free ring-log message hub.
+
+    import pushpoll
+    hub = pushpoll.Hub()
+    t = hub.topic("trades", capacity=1 << 24, overflow="block")
+    seq = t.publish(b"...", tag=0)
+    sub = t.subscribe(start="oldest")
+    with sub.poll(max_messages=1024) as batch:
+        for m in batch:
+            m.seq, m.tag, m.data          # m.data: a read-only memoryview into the ring
+
+The classes come from the compiled module ``pushpoll._core``; see their docstrings (or the stubs
+in ``_core.pyi``) for the API and the zero-copy rule of ``Batch``.
+"""
+
+try:
+    from ._core import (
+        ALL_TAGS,
+        MAX_TAG,
+        Batch,
+        BatchArrays,
+        Closed,
+        Error,
+        Full,
+        Hub,
+        InvalidCursor,
+        Message,
+        MessageTooLarge,
+        Subscriber,
+        Topic,
+        TopicStats,
+        __version__,
+    )
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on how the package was installed
+    if exc.name != __name__ + "._core":
+        raise
+    raise ImportError(
+        "pushpoll: the compiled module pushpoll._core is missing. pushpoll must be built and "
+        "installed, not imported from the source tree: run `pip install .` at the repository "
+        "root (it needs a C++20 compiler, CMake >= 3.22, the Python headers, Boost and "
+        "liburing; scripts/install-deps.sh installs them)."
+    ) from exc
+
+__all__ = [
+    "ALL_TAGS",
+    "MAX_TAG",
+    "Batch",
+    "BatchArrays",
+    "Closed",
+    "Error",
+    "Full",
+    "Hub",
+    "InvalidCursor",
+    "Message",
+    "MessageTooLarge",
+    "Subscriber",
+    "Topic",
+    "TopicStats",
+    "__version__",
+]
+
+# Public classes say they live in `pushpoll`, where users import them from.
+for _cls in (Hub, Topic, Subscriber, TopicStats):
+    _cls.__module__ = __name__
+del _cls

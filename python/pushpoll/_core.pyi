@@ -1,0 +1,341 @@
+"""Type stubs of pushpoll._core, the compiled module behind the `pushpoll` package.
+
+python/tests/test_stubs.py checks that these names match the module.
+"""
+
+import sys
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Literal, NamedTuple, Optional, Type, Union
+
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer as _Buffer
+else:
+    from typing_extensions import Buffer as _Buffer
+
+__version__: str
+
+ALL_TAGS: int
+"""Tag mask that receives every tag: 2**64 - 1."""
+
+MAX_TAG: int
+"""Largest tag: 63."""
+
+def _noop() -> None:
+    """Does nothing; times a pybind11 call (benchmarks)."""
+
+class Error(Exception):
+    """Base of every error pushpoll raises. The message says what went wrong and why."""
+
+class Full(Error):
+    """A blocking publish found no room within the topic's publish_timeout (overflow="block"):
+    a subscriber is not keeping up."""
+
+class Closed(Error):
+    """The topic, its hub or the subscriber was closed."""
+
+class InvalidCursor(Error):
+    """A start position older than the topic's oldest retained message or newer than its head."""
+
+class MessageTooLarge(Error):
+    """A message larger than the topic's max_message, or a batch that cannot fit the ring."""
+
+class Hub:
+    """Owns topics by name, and the notifier that wakes their subscribers.
+
+    ``backend`` chooses how wake-ups are written: "auto" (io_uring, or write() where the kernel
+    or a sandbox refuses io_uring), "io_uring" (raises Error if refused) or "syscall".
+
+    close() closes every topic; the hub's memory is freed only when its last topic, subscriber
+    and batch objects are gone too, so objects may be closed and collected in any order. A
+    context manager that closes the hub on exit. Safe to use from several threads.
+    """
+
+    def __init__(self, backend: Literal["auto", "io_uring", "syscall"] = "auto") -> None: ...
+    @property
+    def backend(self) -> str:
+        """The wake-up backend in use, after any fallback: "io_uring" or "syscall"."""
+    def topic(
+        self,
+        name: str,
+        *,
+        capacity: Optional[int] = None,
+        max_message: Optional[int] = None,
+        overflow: Optional[Literal["block", "overwrite"]] = None,
+        publish_timeout: Optional[float] = None,
+        stall_timeout: Optional[float] = None,
+        max_subscribers: Optional[int] = None,
+    ) -> Topic:
+        """The topic called ``name``, created if new.
+
+        Without options, an existing topic is returned as it is, and a new one gets the
+        defaults. With any option, the others take their defaults and the whole set must match
+        an existing topic's, or pushpoll.Error says how they differ.
+
+        capacity: ring size in bytes, a power of two, at least 4096 (default 1 MiB).
+        max_message: largest payload in bytes (default: the smaller of 64 KiB and capacity / 4).
+        overflow: "block" (lossless: publishers wait up to publish_timeout, then raise Full; a
+            subscriber stalling longer than stall_timeout is detached and later told its gap)
+            or "overwrite" (never waits; lapped subscribers learn their exact gap).
+        publish_timeout, stall_timeout: seconds (defaults 1.0 and 5.0).
+        max_subscribers: size of the subscriber table (default 16384).
+
+        Raises pushpoll.Error for invalid options, pushpoll.Closed after close().
+        """
+    def topic_names(self) -> list[str]:
+        """Names of the hub's topics, sorted."""
+    def close(self) -> None:
+        """Closes every topic: publishing and subscribing raise Closed; subscribers may still
+        poll what is retained. Idempotent."""
+    @property
+    def closed(self) -> bool:
+        """True after close()."""
+    def __enter__(self) -> Hub: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None: ...
+
+class TopicStats:
+    """What a topic has done: a snapshot; counters only grow."""
+
+    @property
+    def head(self) -> int:
+        """Messages published (the next seq)."""
+    @property
+    def oldest(self) -> int:
+        """Oldest retained seq."""
+    @property
+    def bytes_claimed(self) -> int:
+        """Ring bytes claimed so far (framing and padding included)."""
+    @property
+    def subscribers(self) -> int:
+        """Live subscribers."""
+    @property
+    def full_waits(self) -> int:
+        """Publishes that found the ring full and waited."""
+    @property
+    def full_timeouts(self) -> int:
+        """Publishes that gave up (Full, or try_publish() returning False)."""
+    @property
+    def detaches(self) -> int:
+        """Stalled subscribers detached (overflow="block")."""
+    @property
+    def laps(self) -> int:
+        """Polls that found their cursor overwritten (gap reported)."""
+    @property
+    def retire_walks(self) -> int:
+        """Times the writers freed old records."""
+    @property
+    def gate_scans(self) -> int:
+        """Times the writers scanned subscriber cursors."""
+    @property
+    def aborted(self) -> int:
+        """Claims dropped without commit."""
+
+class Topic:
+    """A topic: an append-only ring log. Every message gets the next sequence number.
+
+    Made by Hub.topic(). Publishing is safe from any number of threads. close() closes the
+    topic for every holder: publishing and subscribing raise Closed; subscribers may still poll
+    what is retained. A context manager that closes the topic on exit.
+    """
+
+    def publish(self, data: _Buffer, tag: int = 0) -> int:
+        """Appends one message; returns its sequence number.
+
+        data: any contiguous buffer (bytes, bytearray, memoryview, a C-contiguous numpy array),
+        copied into the ring. tag: 0..63; subscribers filter on it.
+        With overflow="block" it waits for room up to publish_timeout, without the GIL, then
+        raises Full. Payloads over 64 KiB are copied without the GIL. Raises MessageTooLarge
+        over max_message, Closed after close(), Error for a tag out of range.
+        """
+    def try_publish(self, data: _Buffer, tag: int = 0) -> bool:
+        """Appends one message if there is room now; never waits. Returns False when the ring
+        is full (overflow="block" only). Raises like publish()."""
+    def publish_many(self, messages: Iterable[_Buffer], tag: int = 0) -> int:
+        """Appends every buffer of ``messages`` with one claim per ring-sized chunk, all with
+        ``tag``; returns the sequence number of the last. An empty iterable raises Error.
+        Releases the GIL while it copies (and, with overflow="block", while it waits)."""
+    def subscribe(self, start: Union[Literal["oldest", "latest"], int] = "oldest", tags: int = ...) -> Subscriber:
+        """A new Subscriber reading from ``start``: "oldest" (the oldest retained message),
+        "latest" (the next one published) or a sequence number in [oldest, head] (else
+        InvalidCursor). It receives the messages whose tag t has bit ``1 << t`` set in ``tags``
+        (default ALL_TAGS). Raises Closed after close(), Error when the subscriber table is full
+        or ``tags`` is 0."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def head(self) -> int:
+        """The next sequence number to be assigned (messages published so far)."""
+    @property
+    def oldest(self) -> int:
+        """The oldest retained sequence number (== head when none is retained)."""
+    @property
+    def capacity(self) -> int:
+        """Ring size in bytes."""
+    @property
+    def max_message(self) -> int:
+        """Largest payload in bytes."""
+    @property
+    def overflow(self) -> Literal["block", "overwrite"]: ...
+    @property
+    def publish_timeout(self) -> float:
+        """Seconds a blocking publish waits for room."""
+    @property
+    def stall_timeout(self) -> float:
+        """Seconds a subscriber may hold the ring back before it is detached."""
+    @property
+    def max_subscribers(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def stats(self) -> TopicStats:
+        """A TopicStats snapshot."""
+    def close(self) -> None:
+        """Closes the topic (for every holder). Idempotent."""
+    def __enter__(self) -> Topic: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None: ...
+
+class Subscriber:
+    """A cursor on a topic, made by Topic.subscribe(). It reads batches in place with poll().
+
+    A context manager that closes the subscriber on exit. A subscriber has one reader at a
+    time: its methods may be called from several threads, and calls are serialized.
+    """
+
+    def poll(self, max_messages: int = 1024) -> Batch:
+        """Up to max_messages messages (matching the tags) from the cursor, in place: a Batch.
+
+        Never waits; may be empty. Releases the outstanding batch first, under the zero-copy
+        rule (see Batch): BufferError if buffers derived from it are still alive. The cursor
+        advances when the batch is released. Raises Closed after close().
+        """
+    @property
+    def cursor(self) -> int:
+        """The next sequence number this subscriber reads (also after close())."""
+    @property
+    def lag(self) -> int:
+        """Messages published but not yet read (all tags). A hint: the head moves on."""
+    @property
+    def tags(self) -> int:
+        """The tag mask: bit t set receives tag t."""
+    @property
+    def closed(self) -> bool:
+        """True after close()."""
+    def close(self) -> None:
+        """Leaves the topic. Releases the outstanding batch first, under the zero-copy rule:
+        BufferError (and the subscriber stays open) if buffers derived from it are still alive.
+        Idempotent."""
+    def __enter__(self) -> Subscriber: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None: ...
+
+class Message:
+    """One message of a batch, read in place. seq, tag and aborted stay readable after the
+    batch is released; data does not."""
+
+    @property
+    def seq(self) -> int:
+        """Sequence number in the topic (0, 1, 2, ...)."""
+    @property
+    def tag(self) -> int:
+        """0..63, chosen by the publisher."""
+    @property
+    def aborted(self) -> bool:
+        """True for a claim dropped without commit: data is empty."""
+    @property
+    def data(self) -> memoryview:
+        """The payload: a read-only memoryview INTO the ring, no copy.
+
+        Valid until the batch is released; then it raises ValueError (copy with bytes(m.data)
+        to keep it). numpy.frombuffer(m.data, ...) shares the memory; such a derived buffer
+        must be deleted before the batch is released (see Batch).
+        """
+
+class BatchArrays(NamedTuple):
+    """A batch as arrays (Batch.as_arrays()): message i is
+    data[offsets[i] : offsets[i] + lengths[i]]."""
+
+    data: memoryview
+    """Read-only memoryview INTO the ring covering every payload of the batch."""
+    offsets: memoryview
+    """int64 (format "q"): where message i starts in data."""
+    lengths: memoryview
+    """int64 (format "q"): payload bytes of message i."""
+    seqs: memoryview
+    """uint64 (format "Q"): sequence number of message i."""
+    tags: memoryview
+    """uint8 (format "B"): tag of message i."""
+
+class Batch:
+    """Consecutive messages of one subscriber, read in place (zero-copy). Made by
+    Subscriber.poll().
+
+    Iterate it for Message objects, or take everything at once with as_arrays(). len() counts
+    the messages that match the subscriber's tags. A context manager: ``with sub.poll() as
+    batch:`` releases the batch on exit.
+
+    The zero-copy rule: views of the batch (Message.data, as_arrays().data) point INTO the ring,
+    so a batch is held (the cursor does not advance) until it is released: by release(), at the
+    end of the ``with`` block, by the next poll(), by Subscriber.close(), or when the Batch is
+    garbage-collected. Releasing releases every view the batch handed out: using one afterwards
+    raises ValueError. Buffers derived from those views (numpy.frombuffer(m.data), a slice
+    m.data[2:], memoryview(m.data)) keep the memory in use: while any is alive, releasing raises
+    BufferError and the batch stays held. Delete them (or copy what you need) first. A Batch
+    garbage-collected while some are alive stays held until they are gone. In overwrite mode
+    the bytes may change while held; release() (and then intact) says whether they did.
+    """
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Message]:
+        """The messages; raises ValueError if the batch is released meanwhile."""
+    def __enter__(self) -> Batch: ...
+    def __exit__(self, *args: object) -> None:
+        """Releases the batch (see release())."""
+    def release(self) -> bool:
+        """Advances the subscriber's cursor past the batch.
+
+        Returns False if the batch may have been overwritten while it was held
+        (overflow="overwrite", or after a detach): do not trust what was read. Releases every
+        view handed out first (they raise ValueError from then on); raises BufferError, and the
+        batch stays held, while buffers derived from them are alive. Idempotent.
+        """
+    def as_arrays(self) -> BatchArrays:
+        """The whole batch at once, for numeric consumers.
+
+        data is one read-only memoryview INTO the ring (no copy) covering every payload of the
+        batch; message i is data[offsets[i] : offsets[i] + lengths[i]]. When the batch wraps
+        around the end of the ring, data spans the ring and holds bytes of other messages
+        between: index it only through offsets and lengths. offsets and lengths are int64
+        memoryviews, seqs uint64, tags uint8 (numpy.asarray() takes them without a copy). data
+        follows the zero-copy rule of Message.data.
+        """
+    @property
+    def gap(self) -> int:
+        """Messages lost just before this batch (lapped in overwrite mode, or detached)."""
+    @property
+    def first_seq(self) -> int:
+        """Sequence number of the first message covered (also when its tag was filtered out)."""
+    @property
+    def end_seq(self) -> int:
+        """One past the last message covered: the subscriber's cursor after release."""
+    @property
+    def span_bytes(self) -> int:
+        """Ring bytes covered (framing and padding included)."""
+    @property
+    def released(self) -> bool:
+        """True once the batch is released."""
+    @property
+    def intact(self) -> Optional[bool]:
+        """None until released; then False if the batch may have been overwritten while held."""

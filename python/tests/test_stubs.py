@@ -1,0 +1,88 @@
+"""The hand-written stubs (_core.pyi) match the compiled module."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import pushpoll
+from pushpoll import _core
+
+STUB = Path(pushpoll.__file__).with_name("_core.pyi")
+# Special methods that are part of the API, and so must be in the stubs when the class has them.
+API_DUNDERS = {"__enter__", "__exit__", "__len__", "__iter__"}
+
+
+def stub_tree():
+    return ast.parse(STUB.read_text())
+
+
+def stub_top_level():
+    names = {}
+    for node in stub_tree().body:
+        if isinstance(node, ast.ClassDef):
+            names[node.name] = node
+        elif isinstance(node, ast.FunctionDef):
+            names[node.name] = node
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names[node.target.id] = node
+    return names
+
+
+def stub_members(cls: ast.ClassDef):
+    out = set()
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef) and node.name != "__init__":
+            out.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            out.add(node.target.id)
+    return out
+
+
+def runtime_members(cls):
+    out = set()
+    for name in dir(cls):
+        if name.startswith("_") and name not in API_DUNDERS:
+            continue
+        if name in API_DUNDERS and name not in vars(cls):
+            continue
+        if issubclass(cls, BaseException) and name in dir(Exception):
+            continue
+        if issubclass(cls, tuple) and name in dir(tuple):
+            continue
+        out.add(name)
+    return out
+
+
+def test_stubs_ship_with_the_package():
+    assert STUB.is_file()
+    assert STUB.with_name("py.typed").is_file()
+
+
+def test_module_names_match():
+    public = {n for n in dir(_core) if not n.startswith("__")} | {"__version__"}
+    public -= {"_noop"} if "_noop" not in stub_top_level() else set()
+    assert public == set(stub_top_level())
+    assert set(pushpoll.__all__) <= set(stub_top_level())
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, v in vars(_core).items() if isinstance(v, type))
+)
+def test_class_members_match(name):
+    stub = stub_top_level()[name]
+    assert isinstance(stub, ast.ClassDef)
+    cls = getattr(_core, name)
+    expected = runtime_members(cls)
+    if issubclass(cls, tuple):  # BatchArrays: the field names
+        expected |= set(cls._fields) if hasattr(cls, "_fields") else set(cls.__match_args__)
+        expected -= {"n_fields", "n_sequence_fields", "n_unnamed_fields"}
+    assert stub_members(stub) == expected
+
+
+def test_every_public_stub_has_a_docstring():
+    missing = []
+    for node in ast.walk(stub_tree()):
+        if isinstance(node, ast.ClassDef) and not ast.get_docstring(node):
+            missing.append(node.name)
+    assert missing == []
