@@ -283,8 +283,25 @@ std::span<const std::uint32_t> WakeGroup::wait(std::chrono::nanoseconds timeout)
   const bool forever = timeout.count() < 0;
   const auto deadline = forever ? clock::time_point::max() : clock::now() + timeout;
   for (;;) {
-    // Arm every member with one heavy barrier for all of them, then re-check each.
+    // First look, without arming anybody: members with news are returned at once and nobody is
+    // left armed behind the caller's back (a later publish would pay for a wake-up it does not
+    // need).
     ready_.clear();
+    for (std::uint32_t id = 0; id < members_.size(); ++id) {
+      detail::SubscriberCore* c = members_[id];
+      if (c == nullptr) continue;
+      if (c->ring.slot(c->slot).wake.load(std::memory_order_relaxed) == kWakeNotified) {
+        take_notification(*c);
+      }
+      if (c->topic->closed() || has_matching(*c)) ready_.push_back(id);
+    }
+    if (!ready_.empty()) {
+      for (detail::SubscriberCore* c : members_) {
+        if (c != nullptr) disarm(*c);
+      }
+      return ready_;
+    }
+    // Arm every member with one heavy barrier for all of them, then re-check each.
     announced_.clear();
     for (std::uint32_t id = 0; id < members_.size(); ++id) {
       detail::SubscriberCore* c = members_[id];

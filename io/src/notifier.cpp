@@ -39,7 +39,7 @@ class EventNotifier final : public detail::Notifier {
       : writer_(std::move(writer)),
         background_(options.mode == NotifyMode::background),
         window_(options.coalesce_window),
-        asymmetric_(register_membarrier()) {
+        asymmetric_(options.asymmetric_barrier && register_membarrier()) {
     if (background_) {
       bg_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (bg_fd_ < 0) throw Error(std::string("pushpoll: eventfd: ") + std::strerror(errno));
@@ -113,10 +113,14 @@ class EventNotifier final : public detail::Notifier {
                   std::to_string(rl.rlim_max) + " (each subscriber that waits needs one descriptor;"
                   " raise the limit with `ulimit -n`, or share one through a WakeGroup)");
     }
+    writer_->on_open(fd);
     return fd;
   }
 
-  void close_fd(int fd) noexcept override { ::close(fd); }
+  void close_fd(int fd) noexcept override {
+    writer_->on_close(fd);
+    ::close(fd);
+  }
 
   void drain(int fd) noexcept override {
     std::uint64_t value;
@@ -226,12 +230,13 @@ class EventNotifier final : public detail::Notifier {
       // seq_cst CAS: exactly one of us and the subscriber's disarm ends the arming; only the
       // winner writes the eventfd. The fd was stored before the arming's seq_cst RMWs.
       if (slot.wake.compare_exchange_strong(w, kWakeNotified, std::memory_order_seq_cst)) {
-        s.armed.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a hint for publishers
         const int fd = slot.fd.load(std::memory_order_relaxed);
         if (fd >= 0) fds.push_back(fd);
         ++woken;
       }
     }
+    // Relaxed: `armed` is a hint for publishers; one update per round.
+    if (woken != 0) s.armed.fetch_sub(static_cast<std::uint32_t>(woken), std::memory_order_relaxed);
     for (const std::uint32_t k : keep) {
       if (ring.slot(k).queued.exchange(1, std::memory_order_seq_cst) == 0) (void)set.push(k);
     }
@@ -279,7 +284,16 @@ class EventNotifier final : public detail::Notifier {
         if (window_.count() > 0) std::this_thread::sleep_for(window_);
         continue;
       }
-      // Nothing pending: park. Announce (seq_cst), look once more, then block on our eventfd.
+      // Nothing pending: look for a short while before parking, so that a publisher in a lull
+      // rarely pays the write() that wakes a parked notifier.
+      bool found = false;
+      const auto spin_end = std::chrono::steady_clock::now() + kSpinBeforePark;
+      while (!found && std::chrono::steady_clock::now() < spin_end) {
+        std::this_thread::yield();
+        found = serve_pending(snapshot);
+      }
+      if (found) continue;
+      // Park. Announce (seq_cst), look once more, then block on our eventfd.
       parked_.store(true, std::memory_order_seq_cst);
       if (!serve_pending(snapshot) && !stop_.load(std::memory_order_acquire)) {
         pollfd p{bg_fd_, POLLIN, 0};
@@ -291,6 +305,7 @@ class EventNotifier final : public detail::Notifier {
     }
   }
 
+  static constexpr std::chrono::microseconds kSpinBeforePark{200};
   std::unique_ptr<FdWriter> writer_;
   bool background_;
   std::chrono::nanoseconds window_;
@@ -343,13 +358,3 @@ std::shared_ptr<detail::Notifier> make_notifier(const HubOptions& options) {
 
 }  // namespace pushpoll::io
 
-namespace pushpoll {
-
-Hub::Hub() : Hub(HubOptions{}) {}
-
-Hub::Hub(HubOptions options) : options_(std::move(options)) {
-  if (!options_.memory) options_.memory = std::make_shared<HeapMemory>();
-  notifier_ = io::make_notifier(options_);
-}
-
-}  // namespace pushpoll

@@ -1,5 +1,9 @@
 // Eventfd writers: a write() loop, and io_uring (one submission for a whole round).
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <vector>
 
 #include <cerrno>
 #include <cstring>
@@ -73,6 +77,13 @@ class UringWriter final : public FdWriter {
       if (why) *why = "io_uring lacks IORING_OP_WRITE on this kernel";
       return false;
     }
+    // A sparse table of registered files (Linux 5.19+), as large as the descriptor limit allows.
+    rlimit rl{};
+    unsigned table = 0;
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      table = static_cast<unsigned>(std::min<rlim_t>(rl.rlim_cur, 65536));
+    }
+    if (table != 0 && io_uring_register_files_sparse(&ring_, table) == 0) registered_.assign(table, false);
     return true;
   }
 
@@ -84,11 +95,22 @@ class UringWriter final : public FdWriter {
       for (; i < fds.size(); ++i) {
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
         if (sqe == nullptr) break;  // queue full: submit this chunk, then go on
-        io_uring_prep_write(sqe, fds[i], &kOne, sizeof kOne, 0);
+        const int fd = fds[i];
+        if (fd < static_cast<int>(registered_.size()) && registered_[static_cast<std::size_t>(fd)]) {
+          // A registered file: the table index is the descriptor itself (see on_open()).
+          io_uring_prep_write(sqe, fd, &kOne, sizeof kOne, 0);
+          sqe->flags |= IOSQE_FIXED_FILE;
+        } else {
+          io_uring_prep_write(sqe, fd, &kOne, sizeof kOne, 0);
+        }
         if (skip_cqe_) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
         ++queued;
       }
       if (queued == 0) {
+        // Only with SQPOLL can the queue still be full here: the kernel thread has not consumed
+        // it yet. Wait for room instead of spinning, which would starve that thread on a small
+        // machine.
+        if (sqpoll_) (void)io_uring_sqring_wait(&ring_);
         reap(counters);
         continue;
       }
@@ -104,6 +126,23 @@ class UringWriter final : public FdWriter {
   }
 
   [[nodiscard]] Backend kind() const noexcept override { return Backend::io_uring; }
+
+  // Registered files spare the kernel a descriptor lookup per write. The table is sparse and
+  // indexed by descriptor number, so a round needs no translation.
+  void on_open(int fd) noexcept override {
+    std::lock_guard lock(mutex_);
+    if (fd < 0 || fd >= static_cast<int>(registered_.size())) return;
+    if (io_uring_register_files_update(&ring_, static_cast<unsigned>(fd), &fd, 1) == 1) {
+      registered_[static_cast<std::size_t>(fd)] = true;
+    }
+  }
+  void on_close(int fd) noexcept override {
+    std::lock_guard lock(mutex_);
+    if (fd < 0 || fd >= static_cast<int>(registered_.size()) || !registered_[static_cast<std::size_t>(fd)]) return;
+    int none = -1;
+    (void)io_uring_register_files_update(&ring_, static_cast<unsigned>(fd), &none, 1);
+    registered_[static_cast<std::size_t>(fd)] = false;
+  }
 
  private:
   // Completions: only failures when CQE_SKIP_SUCCESS works; all of them otherwise.
@@ -121,8 +160,10 @@ class UringWriter final : public FdWriter {
     }
   }
 
-  static constexpr unsigned kEntries = 256;
+  // One submission serves a round of up to this many eventfds; larger rounds are chunked.
+  static constexpr unsigned kEntries = 4096;
   io_uring ring_{};
+  std::vector<bool> registered_;  // by descriptor number; empty when registration is refused
   bool ready_ = false;
   bool sqpoll_ = false;
   bool skip_cqe_ = false;

@@ -29,6 +29,11 @@ struct HubOptions {
   /// io_uring with a kernel submission thread (IORING_SETUP_SQPOLL) where the kernel permits it:
   /// the publisher pays ~20 ns per wake-up; the kernel thread spins on a core while active.
   bool sqpoll = false;
+  /// The arming handshake's StoreLoad barrier: true puts it all on the arming side (membarrier(),
+  /// one inter-processor interrupt per arming; publishers pay a compiler barrier only); false makes
+  /// every publish pay a full fence and arming cheap. Prefer false when many subscribers re-arm
+  /// while publishers run hot on a VM, where interrupts are expensive.
+  bool asymmetric_barrier = true;
   /// Where topic regions live; the process heap when null.
   std::shared_ptr<MemoryProvider> memory;
 };

@@ -23,6 +23,9 @@ class FdWriter {
   /// Adds 1 to every eventfd in `fds` (distinct, non-blocking). Thread-safe.
   virtual void write_all(std::span<const int> fds, WriterCounters& counters) noexcept = 0;
   [[nodiscard]] virtual Backend kind() const noexcept = 0;
+  /// An eventfd was opened / is about to be closed (io_uring registers it as a fixed file).
+  virtual void on_open(int /*fd*/) noexcept {}
+  virtual void on_close(int /*fd*/) noexcept {}
 };
 
 /// One write() per eventfd.
