@@ -10,22 +10,34 @@
 //   Subscriber ──────┴──> shared_ptr<SubState> ──> shared_ptr<HubState>
 //   Batch ──> BatchMemory ──> shared_ptr<SubState>  a Batch keeps its subscriber subscribed
 //   Message ──> Batch;  memoryview ──> BatchMemory  a view keeps its batch's memory mapped
+//   WakeGroup ──> shared_ptr<GroupState> ──> the member Subscriber objects, and shared_ptr<HubState>
+//   SubState ··> weak_ptr<GroupState>               a member finds its group, never keeps it alive
 //
 // No reference cycles: a Batch holds the views it handed out, and they hold BatchMemory, never the
 // Batch. register_batch.cpp states the zero-copy rule built on this.
 //
 // Threads: every object is used with the GIL held. The GIL is released only around waits and large
 // copies (see kGilFreeBytes), never while Python objects are touched.
+//
+// Lock order: a GroupState's mutex before the mutex of any SubState; SubState mutexes of one group
+// in member-id order. A subscriber belongs to at most one group, so no cycle can form. Blocking
+// waits run in slices (kWaitSlice) and drop every lock between two slices, so close() and the other
+// methods get in within one slice (see register_subscriber.cpp, "Waiting").
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "pushpoll/pushpoll.hpp"
 
@@ -35,6 +47,30 @@ namespace py = pybind11;
 
 /// Payloads larger than this are copied into the ring without the GIL.
 inline constexpr std::size_t kGilFreeBytes = 64 * 1024;
+
+/// Longest C++ wait a blocking Python wait makes before it drops its locks and looks again: the
+/// bound on how long close() (or any other call on the same object) queues behind a waiter. A
+/// slice that times out re-arms once (one heavy barrier): about 20 re-arms per second per waiter.
+inline constexpr std::chrono::milliseconds kWaitSlice{50};
+
+/// A file descriptor owned by a Python-side state, closed with it.
+class OwnedFd {
+ public:
+  OwnedFd() = default;
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd();
+  [[nodiscard]] int get() const noexcept { return fd_; }
+  /// Owns a duplicate (close-on-exec) of `fd`. Throws Error when out of descriptors.
+  void dup_of(int fd);
+  /// Makes the eventfd readable: wakes whoever selects on it.
+  void signal() const noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+struct GroupState;
 
 /// Shared by every Python object that belongs to one hub: the C++ Hub is destroyed when the last of
 /// them is, so Hub.close() only closes (Subscriber and Claim values must not outlive a C++ Hub).
@@ -58,13 +94,52 @@ struct SubState {
   // Guards `sub` and `batch` (a C++ Subscriber has one owner at a time). Held with the GIL, so only
   // a thread that blocks without the GIL can make another wait for it; see SubLock.
   std::mutex mutex;
+  // Threads blocked on `mutex`: a waiter lets them in between two slices (see kWaitSlice).
+  std::atomic<int> queued{0};
+  // A duplicate of the subscriber's eventfd, made by fileno(): the number handed to selectors and
+  // event loops stays valid (and is not reused) until this state is gone, although the C++
+  // subscriber closes its own descriptor when it unsubscribes. close() makes it readable.
+  // Declared before `sub`: destroyed after it.
+  OwnedFd fd;
   Subscriber sub;
   Batch batch;  // the batch polled last; released before the next poll
   // The rest is guarded by the GIL.
   bool held = false;         // `mutex` is held through a SubLock (possibly by a thread without the GIL)
+  std::thread::id holder{};  // the thread holding it, while held
   PinObject* pin = nullptr;  // Python side of `batch` while it is outstanding (borrowed)
   bool closed = false;
   std::uint64_t final_cursor = 0;  // cursor at close()
+  // Wake-ups. The C++ WaitOptions are set per wait slice from these (see wait()).
+  std::chrono::nanoseconds spin{0};
+  std::chrono::nanoseconds min_interval{0};
+  std::chrono::steady_clock::time_point last_wake{};  // when wait() last returned True
+  std::weak_ptr<GroupState> group;                   // while a member of a WakeGroup
+  std::uint32_t group_id = 0;
+};
+
+/// One Python WakeGroup: the C++ group and its members. A member's SubState is kept alive (and its
+/// Python Subscriber object, so that the ids the group returns stay meaningful) while it is in the
+/// group. Members are declared before `group`: ~WakeGroup touches their C++ subscribers.
+struct GroupState {
+  struct Member {
+    py::object object;  // the Python Subscriber; touched with the GIL only
+    std::shared_ptr<SubState> state;
+  };
+  explicit GroupState(std::shared_ptr<HubState> h) : hub(std::move(h)), group(hub->hub) {}
+  GroupState(const GroupState&) = delete;
+  GroupState& operator=(const GroupState&) = delete;
+
+  std::shared_ptr<HubState> hub;
+  std::vector<Member> members;  // by id; empty entries for free ids (GIL and `mutex`)
+  // Guards `group` (one owner at a time) and `members`; see the lock order above.
+  std::mutex mutex;
+  std::atomic<int> queued{0};
+  WakeGroup group;
+  // The rest is guarded by the GIL.
+  bool held = false;
+  std::thread::id holder{};
+  bool closed = false;
+  PyObject* owner = nullptr;  // the Python WakeGroup (borrowed), while it has members
 };
 
 /// The Python Hub. Hub.close() closes the C++ hub; it is destroyed with the last shared owner.
@@ -84,6 +159,16 @@ struct PySubscriber {
   std::shared_ptr<SubState> state;
 };
 
+/// The Python WakeGroup. Destroying it takes the members out of the group.
+struct PyWakeGroup {
+  explicit PyWakeGroup(std::shared_ptr<GroupState> s) : state(std::move(s)) {}
+  PyWakeGroup(PyWakeGroup&&) noexcept = default;
+  PyWakeGroup(const PyWakeGroup&) = delete;
+  PyWakeGroup& operator=(const PyWakeGroup&) = delete;
+  ~PyWakeGroup();
+  std::shared_ptr<GroupState> state;
+};
+
 /// Releases the GIL for its scope. Nothing Python may be touched inside.
 class NoGil {
  public:
@@ -96,27 +181,73 @@ class NoGil {
   PyThreadState* state_;
 };
 
-/// Takes SubState::mutex with the GIL held. A thread holds the mutex for long only while it blocks
-/// without the GIL, so waiting for it happens without the GIL too: no lock-order inversion.
-/// SubState::held tells code that runs from deallocations (which may not block, and may run in the
-/// thread that holds the lock) to leave the batch for the lock holder.
-class SubLock {
+/// Takes SubState::mutex (or GroupState::mutex) with the GIL held. A thread holds the mutex for long
+/// only while it blocks without the GIL, so waiting for it happens without the GIL too: no
+/// lock-order inversion. `held` tells code that runs from deallocations (which may not block, and
+/// may run in the thread that holds the lock) to leave the batch for the lock holder; `queued`
+/// counts the threads waiting, which a slicing waiter lets in (see yield_to_queued()).
+template <class State>
+class StateLock {
  public:
-  explicit SubLock(SubState& s) : state_(s), lock_(s.mutex, std::try_to_lock) {
+  explicit StateLock(State& s) : state_(s), lock_(s.mutex, std::try_to_lock) {
     if (!lock_.owns_lock()) {
-      NoGil nogil;
-      lock_.lock();
+      // Relaxed: a hint for the waiter's courtesy loop; the mutex orders everything else.
+      state_.queued.fetch_add(1, std::memory_order_relaxed);
+      {
+        NoGil nogil;
+        lock_.lock();
+        state_.queued.fetch_sub(1, std::memory_order_relaxed);
+      }
     }
     state_.held = true;
+    state_.holder = std::this_thread::get_id();
   }
-  ~SubLock() { state_.held = false; }
-  SubLock(const SubLock&) = delete;
-  SubLock& operator=(const SubLock&) = delete;
+  ~StateLock() {
+    state_.held = false;
+    state_.holder = std::thread::id{};
+  }
+  StateLock(const StateLock&) = delete;
+  StateLock& operator=(const StateLock&) = delete;
 
  private:
-  SubState& state_;
+  State& state_;
   std::unique_lock<std::mutex> lock_;
 };
+
+using SubLock = StateLock<SubState>;
+using GroupLock = StateLock<GroupState>;
+
+/// Like StateLock, for deallocation paths: when this very thread holds the lock further up its
+/// stack (a deallocation run by the garbage collector at an allocation inside a locked section, where
+/// no C++ call on the object is in progress), it proceeds without taking it again.
+template <class State>
+class ReentrantLock {
+ public:
+  explicit ReentrantLock(State& s) {
+    if (!(s.held && s.holder == std::this_thread::get_id())) lock_.emplace(s);
+  }
+
+ private:
+  std::optional<StateLock<State>> lock_;
+};
+
+/// Between two wait slices, with no lock held: lets the threads queued on `s` take it first. Short
+/// sleeps rather than yields: a queued thread may itself wait behind another holder for a slice.
+template <class State>
+void yield_to_queued(const State& s) {
+  // Relaxed: see StateLock.
+  while (s.queued.load(std::memory_order_relaxed) > 0) {
+    NoGil nogil;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+/// A Python timeout in seconds (None: forever) as the C++ wait takes it: negative means forever.
+/// Raises ValueError for a negative or NaN timeout; math.inf (or over ~30 years) is forever.
+std::chrono::nanoseconds wait_timeout(const std::optional<double>& seconds);
+
+/// A duration in seconds (>= 0, finite) for an option called `what`; ValueError otherwise.
+std::chrono::nanoseconds duration_option(const char* what, double seconds);
 
 /// A Python object's bytes (PyBUF_SIMPLE: contiguous, any item type), held for the scope. Never
 /// moved: some exporters expect the Py_buffer they filled in to come back to them.
@@ -166,11 +297,19 @@ PyObject* poll_batch(const std::shared_ptr<SubState>& s, std::size_t max_message
 /// s.mutex. Returns false with BufferError set when buffers derived from it are still alive.
 bool release_outstanding(SubState& s);
 
+// ---- wake groups (register_wake.cpp) ----
+
+/// Takes `s` out of its group `g`. The caller holds the GIL, g.mutex and s.mutex (in that order).
+/// Returns the group's reference to the member: the caller drops it after unlocking (dropping it
+/// may free the subscriber, whose mutex must not be held then).
+GroupState::Member leave_group(GroupState& g, SubState& s);
+
 // ---- registration ----
 void register_errors(py::module_& m);
 void register_hub(py::module_& m);
 void register_topic(py::module_& m);
 void register_subscriber(py::module_& m);
 void register_batch(py::module_& m);
+void register_wake(py::module_& m);
 
 }  // namespace pushpoll::python

@@ -15,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   pushpoll::python::register_hub(m);
   pushpoll::python::register_topic(m);
   pushpoll::python::register_subscriber(m);
+  pushpoll::python::register_wake(m);
 }

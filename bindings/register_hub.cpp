@@ -20,6 +20,13 @@ Backend parse_backend(std::string_view name) {
                         std::string(name) + "\"");
 }
 
+NotifyMode parse_mode(std::string_view name) {
+  if (name == "publisher") return NotifyMode::publisher;
+  if (name == "background") return NotifyMode::background;
+  throw py::value_error("pushpoll: mode must be \"publisher\" or \"background\", not \"" +
+                        std::string(name) + "\"");
+}
+
 std::string backend_name(Backend b) {
   return b == Backend::automatic ? std::string("auto") : std::string(to_string(b));
 }
@@ -59,25 +66,71 @@ PyTopic topic(PyHub& self, std::string_view name, std::optional<std::uint64_t> c
   return PyTopic{self.state, &hub.topic(name, o)};
 }
 
+// pushpoll.WakeStats: a named tuple (a struct sequence, like BatchArrays).
+PyTypeObject* wake_stats_type = nullptr;
+
+PyStructSequence_Field wake_stats_fields[] = {
+    {"wakeups_sent", "eventfd writes issued (one per woken fd per round)"},
+    {"wakeups_coalesced", "subscribers woken through a write shared with others (wake groups)"},
+    {"wakeups_skipped", "armed subscribers passed over: no matching tag"},
+    {"rounds", "notifier rounds (each serves every armed subscriber)"},
+    {"notifier_syscalls", "write() or io_uring_enter() calls by the notifier"},
+    {"subscriber_syscalls", "eventfd reads, blocking polls and barriers by subscribers"},
+    {"arms", "arm() calls that armed (waits arm too)"},
+    {nullptr, nullptr}};
+
+PyStructSequence_Desc wake_stats_desc = {
+    "pushpoll.WakeStats",
+    "What a hub's wake-up machinery has done (Hub.wake_stats()): a snapshot; counters only grow.",
+    wake_stats_fields, 7};
+
+py::object wake_stats(const PyHub& self) {
+  const WakeStats w = self.state->hub.wake_stats();
+  const std::uint64_t values[] = {w.wakeups_sent, w.wakeups_coalesced, w.wakeups_skipped, w.rounds,
+                                  w.notifier_syscalls, w.subscriber_syscalls, w.arms};
+  auto result = py::reinterpret_steal<py::object>(PyStructSequence_New(wake_stats_type));
+  if (!result) throw py::error_already_set();
+  Py_ssize_t i = 0;
+  for (const std::uint64_t v : values) {
+    PyObject* item = PyLong_FromUnsignedLongLong(v);
+    if (item == nullptr) throw py::error_already_set();
+    PyStructSequence_SetItem(result.ptr(), i++, item);  // steals `item`
+  }
+  return result;
+}
+
 }  // namespace
 
 void register_hub(py::module_& m) {
+  wake_stats_type = PyStructSequence_NewType(&wake_stats_desc);
+  if (wake_stats_type == nullptr) throw py::error_already_set();
+  m.add_object("WakeStats", py::handle(reinterpret_cast<PyObject*>(wake_stats_type)));
+
   py::class_<PyHub>(m, "Hub", R"doc(
 Owns topics by name, and the notifier that wakes their subscribers.
 
 ``backend`` chooses how wake-ups are written: ``"auto"`` (io_uring, or ``write()`` where the kernel
 or a sandbox refuses io_uring), ``"io_uring"`` (raises Error if refused) or ``"syscall"``.
+``mode`` chooses where: ``"publisher"`` (in the publishing thread, right after the commit: lowest
+latency) or ``"background"`` (in a notifier thread: publishers make no syscalls, and pushes within
+``coalesce_window`` seconds are merged). ``sqpoll``: io_uring with a kernel submission thread where
+the kernel permits it (plain io_uring otherwise).
 
 ``close()`` closes every topic; the hub's memory is freed only when its last topic, subscriber and
 batch objects are gone too, so objects may be closed and collected in any order. A context manager:
 ``with pushpoll.Hub() as hub: ...`` closes it on exit. Safe to use from several threads.
 )doc")
-      .def(py::init([](const std::string& backend) {
+      .def(py::init([](const std::string& backend, const std::string& mode, double coalesce_window,
+                       bool sqpoll) {
              HubOptions options;
              options.backend = parse_backend(backend);
+             options.mode = parse_mode(mode);
+             options.coalesce_window = duration_option("coalesce_window", coalesce_window);
+             options.sqpoll = sqpoll;
              return PyHub{std::make_shared<HubState>(std::move(options))};
            }),
-           py::arg("backend") = "auto")
+           py::arg("backend") = "auto", py::kw_only(), py::arg("mode") = "publisher",
+           py::arg("coalesce_window") = 50e-6, py::arg("sqpoll") = false)
       .def_property_readonly(
           "backend", [](const PyHub& self) { return backend_name(self.state->hub.backend()); },
           "The wake-up backend in use, after any fallback: \"io_uring\" or \"syscall\".")
@@ -101,6 +154,8 @@ max_subscribers: size of the subscriber table (default 16384).
 
 Raises pushpoll.Error for invalid options, pushpoll.Closed after close().
 )doc")
+      .def("wake_stats", &wake_stats,
+           "What the wake-up machinery has done (all topics): a WakeStats named tuple.")
       .def("topic_names", [](const PyHub& self) { return self.state->hub.topic_names(); },
            "Names of the hub's topics, sorted.")
       .def(

@@ -31,7 +31,7 @@ def consume(sub, expect_tag, report):
                 errors += value != m.seq or (expect_tag is not None and m.tag != expect_tag)
                 got += 1
         if not len(batch):
-            time.sleep(0.0001)  # nothing yet: a real consumer would sub.wait() here
+            sub.wait(timeout=1.0)  # nothing yet: sleep (without the GIL) until pushed
     report.append((got, polls, errors))
 
 

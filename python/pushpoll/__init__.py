@@ -8,9 +8,12 @@
     with sub.poll(max_messages=1024) as batch:
         for m in batch:
             m.seq, m.tag, m.data          # m.data: a read-only memoryview into the ring
+    sub.wait(timeout=1.0)                 # sleeps (without the GIL) until pushed
+    async for batch in sub: ...           # asyncio: loop.add_reader on sub.fileno()
 
 The classes come from the compiled module ``pushpoll._core``; see their docstrings (or the stubs
-in ``_core.pyi``) for the API and the zero-copy rule of ``Batch``.
+in ``_core.pyi``) for the API and the zero-copy rule of ``Batch``. The asyncio glue lives in
+``pushpoll._aio``.
 """
 
 try:
@@ -29,6 +32,8 @@ try:
         Subscriber,
         Topic,
         TopicStats,
+        WakeGroup,
+        WakeStats,
         __version__,
     )
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on how the package was installed
@@ -56,10 +61,21 @@ __all__ = [
     "Subscriber",
     "Topic",
     "TopicStats",
+    "WakeGroup",
+    "WakeStats",
+    "AsyncBatches",
+    "AsyncReady",
+    "next_batch",
+    "next_ready",
     "__version__",
 ]
 
+from ._aio import AsyncBatches, AsyncReady, _install, next_batch, next_ready  # noqa: E402
+
+_install()
+del _install
+
 # Public classes say they live in `pushpoll`, where users import them from.
-for _cls in (Hub, Topic, Subscriber, TopicStats):
+for _cls in (Hub, Topic, Subscriber, TopicStats, WakeGroup):
     _cls.__module__ = __name__
 del _cls

@@ -4,7 +4,7 @@ python/tests/test_stubs.py checks that these names match the module.
 """
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import Literal, NamedTuple, Optional, Type, Union
 
@@ -45,16 +45,29 @@ class Hub:
 
     ``backend`` chooses how wake-ups are written: "auto" (io_uring, or write() where the kernel
     or a sandbox refuses io_uring), "io_uring" (raises Error if refused) or "syscall".
+    ``mode`` chooses where: "publisher" (in the publishing thread, right after the commit:
+    lowest latency) or "background" (in a notifier thread: publishers make no syscalls, and
+    pushes within ``coalesce_window`` seconds are merged). ``sqpoll``: io_uring with a kernel
+    submission thread where the kernel permits it (plain io_uring otherwise).
 
     close() closes every topic; the hub's memory is freed only when its last topic, subscriber
     and batch objects are gone too, so objects may be closed and collected in any order. A
     context manager that closes the hub on exit. Safe to use from several threads.
     """
 
-    def __init__(self, backend: Literal["auto", "io_uring", "syscall"] = "auto") -> None: ...
+    def __init__(
+        self,
+        backend: Literal["auto", "io_uring", "syscall"] = "auto",
+        *,
+        mode: Literal["publisher", "background"] = "publisher",
+        coalesce_window: float = 50e-6,
+        sqpoll: bool = False,
+    ) -> None: ...
     @property
     def backend(self) -> str:
         """The wake-up backend in use, after any fallback: "io_uring" or "syscall"."""
+    def wake_stats(self) -> WakeStats:
+        """What the wake-up machinery has done (all topics): a WakeStats named tuple."""
     def topic(
         self,
         name: str,
@@ -97,6 +110,25 @@ class Hub:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None: ...
+
+class WakeStats(NamedTuple):
+    """What a hub's wake-up machinery has done (Hub.wake_stats()): a snapshot; counters only
+    grow."""
+
+    wakeups_sent: int
+    """eventfd writes issued (one per woken fd per round)."""
+    wakeups_coalesced: int
+    """Subscribers woken through a write shared with others (wake groups)."""
+    wakeups_skipped: int
+    """Armed subscribers passed over: no matching tag."""
+    rounds: int
+    """Notifier rounds (each serves every armed subscriber)."""
+    notifier_syscalls: int
+    """write() or io_uring_enter() calls by the notifier."""
+    subscriber_syscalls: int
+    """eventfd reads, blocking polls and barriers by subscribers."""
+    arms: int
+    """arm() calls that armed (waits arm too)."""
 
 class TopicStats:
     """What a topic has done: a snapshot; counters only grow."""
@@ -206,8 +238,11 @@ class Topic:
 class Subscriber:
     """A cursor on a topic, made by Topic.subscribe(). It reads batches in place with poll().
 
-    A context manager that closes the subscriber on exit. A subscriber has one reader at a
-    time: its methods may be called from several threads, and calls are serialized.
+    To sleep until messages come: wait() (blocking, without the GIL), arm() and fileno()
+    (selectors and event loops), a WakeGroup (many subscribers, one thread), or
+    ``async for batch in sub`` (asyncio). A context manager that closes the subscriber on exit.
+    A subscriber has one reader at a time: its methods may be called from several threads, and
+    calls are serialized.
     """
 
     def poll(self, max_messages: int = 1024) -> Batch:
@@ -230,8 +265,10 @@ class Subscriber:
     def closed(self) -> bool:
         """True after close()."""
     def close(self) -> None:
-        """Leaves the topic. Releases the outstanding batch first, under the zero-copy rule:
-        BufferError (and the subscriber stays open) if buffers derived from it are still alive.
+        """Leaves the topic (and its WakeGroup). Releases the outstanding batch first, under
+        the zero-copy rule: BufferError (and the subscriber stays open) if buffers derived from
+        it are still alive. A wait() in another thread raises Closed; fileno() becomes
+        readable, so that a selector or event loop watching it wakes up and finds Closed.
         Idempotent."""
     def __enter__(self) -> Subscriber: ...
     def __exit__(
@@ -240,6 +277,130 @@ class Subscriber:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None: ...
+    def arm(self) -> bool:
+        """Asks to be woken: False when matching messages are waiting already (poll them), True
+        when fileno() becomes readable at the next matching publish (once: arm again after
+        polling).
+
+        Messages the tag mask skips are consumed. Releases the outstanding batch first, under
+        the zero-copy rule (BufferError while buffers derived from it are alive). On a closed
+        topic: False while unread messages remain, then raises Closed. Never blocks.
+        """
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Blocks until pushed or until ``timeout`` seconds pass (None: no timeout), without
+        the GIL.
+
+        True when woken by a matching publish, or at once when matching messages are waiting;
+        False on timeout. After the topic (or hub) is closed: True while unread messages
+        remain, then raises Closed. Raises Closed when the subscriber is closed, also by another
+        thread while this one waits: the wait runs in slices of at most 50 ms and looks for that
+        between two slices. Releases the outstanding batch first, under the zero-copy rule.
+        Honours set_wait_options(). Raises Error for a member of a WakeGroup (wait on the
+        group), ValueError for a negative timeout.
+        """
+    def fileno(self) -> int:
+        """The eventfd that wakes this subscriber, for selectors and event loops.
+
+        It becomes readable once after arm() returned True and a matching message was
+        published (then poll(), which drains it, and arm() again). Readiness is a hint; poll()
+        is the truth. For a member of a WakeGroup, the group's eventfd. The number stays valid
+        while the subscriber object lives; close() makes it readable.
+        """
+    def set_wait_options(self, *, spin: float = 0.0, min_interval: float = 0.0) -> None:
+        """Client-side control of wait(), in seconds.
+
+        spin: wait() first checks for messages this long (without the GIL) before it parks:
+        lower latency when messages come fast, a busy core meanwhile. min_interval: at least
+        this long between two wake-ups wait() returns; pushes inside it are coalesced into one
+        (rate limiting). 0 turns either off.
+        """
+    @property
+    def wait_options(self) -> dict[str, float]:
+        """The options of set_wait_options(): {"spin": s, "min_interval": s}."""
+    @property
+    def wake_group(self) -> Optional[WakeGroup]:
+        """The WakeGroup this subscriber belongs to, or None."""
+    def __aiter__(self) -> AsyncIterator[Batch]:
+        """``async for batch in sub``: batches with messages (or a gap) as they arrive, waiting
+        through loop.add_reader(fileno()) without blocking the loop. Ends when the topic is
+        closed and fully read, or the subscriber is closed. Each step releases the previous
+        batch (BufferError while buffers derived from it are alive). Defined in pushpoll._aio."""
+    def aiter_batches(self, max_messages: int = 1024) -> AsyncIterator[Batch]:
+        """Like ``async for batch in sub``, with batches of at most max_messages messages."""
+    async def next_batch(self, max_messages: int = 1024) -> Batch:
+        """The next batch with messages (or with a gap to report), waiting for it without
+        blocking the event loop. Raises Closed when the topic is closed and fully read, or the
+        subscriber is closed; Error for a member of a WakeGroup (serve the group)."""
+
+class WakeGroup:
+    """Subscribers served by one thread (or one event loop) share one eventfd: the notifier
+    writes each distinct eventfd once per round, so waking many parked subscribers costs one
+    write per group.
+
+        group = pushpoll.WakeGroup(hub)
+        ids = [group.add(s) for s in subs]          # 0, 1, 2, ...
+        for i in group.wait(timeout=1.0):           # the members pushed (or with messages)
+            with group[i].poll() as batch: ...
+
+    Members are subscribers of the same hub; the group keeps them alive while they are in it.
+    A member is woken through the group only: its wait() raises Error, its fileno() is the
+    group's. Closing a member takes it out of the group. Safe to use from several threads
+    (calls are serialized), though one serving thread is the intended use. A context manager
+    that closes the group on exit; ``async for ids in group`` serves it from asyncio.
+    """
+
+    def __init__(self, hub: Hub) -> None: ...
+    def add(self, subscriber: Subscriber) -> int:
+        """Adds a subscriber of the group's hub; returns its id in the group (0, 1, 2, ...; ids
+        of removed members are reused). Raises Error if it is in a group already, Closed if it
+        or the group is closed."""
+    def remove(self, subscriber: Subscriber) -> None:
+        """Takes a subscriber out of the group (it gets its own eventfd back). A subscriber
+        that is not a member is ignored."""
+    def wait(self, timeout: Optional[float] = None) -> list[int]:
+        """Arms every member; returns at once the sorted ids of members with unread matching
+        messages, if any; otherwise blocks, without the GIL, until pushed (returns the ids
+        pushed) or until ``timeout`` seconds pass (returns []). None: no timeout.
+
+        Releases the members' outstanding batches first, under the zero-copy rule (BufferError
+        while buffers derived from one are alive). A member whose topic is closed is reported
+        while it has unread messages (also ones its tags skip: a poll moves past them); once it
+        is fully read it leaves the group (its wake_group becomes None, its arm() raises
+        Closed). Raises Closed when the group is closed, also by
+        another thread while this one waits (the wait runs in slices of at most 50 ms).
+        """
+    def ready(self) -> list[int]:
+        """After fileno() became readable in an external event loop: drains it and returns the
+        sorted ids of the members pushed. Members are armed by wait() (``wait(0)`` arms them
+        without blocking) or by their own arm()."""
+    def fileno(self) -> int:
+        """The group's eventfd, for selectors and event loops (then call ready()). Valid while
+        the group object lives; close() makes it readable."""
+    def close(self) -> None:
+        """Takes every member out and closes the group: its methods raise Closed. Idempotent."""
+    @property
+    def closed(self) -> bool:
+        """True after close()."""
+    def __len__(self) -> int:
+        """The number of members."""
+    def __getitem__(self, id: int) -> Subscriber:
+        """The member Subscriber with this id; KeyError if none."""
+    def __iter__(self) -> Iterator[int]:
+        """The ids of the members, in order (a snapshot)."""
+    def __enter__(self) -> WakeGroup: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None: ...
+    def __aiter__(self) -> AsyncIterator[list[int]]:
+        """``async for ids in group``: the sorted ids of members with news, waiting through
+        loop.add_reader(fileno()) without blocking the loop. Ends when the group is closed.
+        Defined in pushpoll._aio."""
+    async def next_ready(self) -> list[int]:
+        """The sorted ids of the members with news, waiting for them without blocking the event
+        loop. Raises Closed when the group is closed."""
 
 class Message:
     """One message of a batch, read in place. seq, tag and aborted stay readable after the
