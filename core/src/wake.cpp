@@ -25,8 +25,17 @@ void take_notification(detail::SubscriberCore& c) noexcept {
   // A group member's wake-up went to the group's eventfd, which the group drains.
   if (c.group == nullptr && c.own_fd >= 0) {
     detail::Notifier* n = c.topic->notifier();
-    n->drain(c.own_fd);
     n->count_subscriber_syscall();
+    if (n->drain(c.own_fd)) return;
+    // The notifier won the CAS but its write has not landed yet. Left alone, it would land after
+    // this drain and keep a level-triggered event loop spinning on a stale readiness: give it a
+    // moment (it is between its CAS and its write), then drain again.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+    while (std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::yield();
+      n->count_subscriber_syscall();
+      if (n->drain(c.own_fd)) return;
+    }
   }
 }
 
@@ -205,7 +214,7 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
       return done(has_matching());
     }
     // Readable but not notified: a write from an earlier arming landed late. Drain and re-arm.
-    n->drain(c.own_fd);
+    (void)n->drain(c.own_fd);
     n->count_subscriber_syscall();
   }
 }
@@ -265,7 +274,7 @@ void WakeGroup::remove(Subscriber& subscriber) noexcept {
 }
 
 std::span<const std::uint32_t> WakeGroup::ready() {
-  notifier_->drain(fd_);
+  (void)notifier_->drain(fd_);
   notifier_->count_subscriber_syscall();
   ready_.clear();
   for (std::uint32_t id = 0; id < members_.size(); ++id) {

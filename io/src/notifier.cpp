@@ -122,9 +122,9 @@ class EventNotifier final : public detail::Notifier {
     ::close(fd);
   }
 
-  void drain(int fd) noexcept override {
+  bool drain(int fd) noexcept override {
     std::uint64_t value;
-    (void)!::read(fd, &value, sizeof value);  // EAGAIN when nothing was written: fine
+    return ::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value);  // else EAGAIN
   }
 
   bool block(int fd, std::chrono::nanoseconds timeout) noexcept override {

@@ -29,8 +29,8 @@ class Notifier {
   /// A new non-blocking, close-on-exec eventfd. Throws Error naming RLIMIT_NOFILE when out of fds.
   virtual int open_eventfd() = 0;
   virtual void close_fd(int fd) noexcept = 0;
-  /// Reads the eventfd's counter to zero (one syscall).
-  virtual void drain(int fd) noexcept = 0;
+  /// Reads the eventfd's counter to zero (one syscall). False if it was zero.
+  virtual bool drain(int fd) noexcept = 0;
   /// Blocks until `fd` is readable or the timeout passes (negative: forever). True if readable.
   virtual bool block(int fd, std::chrono::nanoseconds timeout) noexcept = 0;
   /// Heavy side of SYNC(arm): a full barrier on every thread of the process (membarrier), or a
