@@ -135,6 +135,16 @@ void Topic::close() noexcept {
   if (notifier_) notifier_->topic_closed(*this);
 }
 
+void Topic::quiesce_notifier() noexcept {
+  auto& s = ring_.state();
+  // seq_cst, as every access to `notifying`: we take the flag as a round would, so no round is
+  // running once we hold it; a publisher that finds it taken leaves its tags in pending_tags,
+  // which we serve after letting go.
+  while (s.notifying.exchange(1, std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  s.notifying.store(0, std::memory_order_seq_cst);
+  if (notifier_ && s.pending_tags.load(std::memory_order_seq_cst) != 0) notifier_->notify(*this, 0);
+}
+
 void Topic::wake(std::uint64_t tag_bits) noexcept {
   if (notifier_) notifier_->notify(*this, tag_bits);
 }
@@ -243,15 +253,19 @@ bool Topic::retire(std::uint64_t end) {
       s.stuck_gate.store(~std::uint64_t{0}, std::memory_order_relaxed);
     }
   }
-  // Relaxed: only the retirer (this thread, holding `retiring`) writes retire_pos.
+  // Relaxed: only the retirer (this thread, holding `retiring`) writes retire_pos and retire_seq.
   const std::uint64_t old = s.retire_pos.load(std::memory_order_relaxed);
   std::uint64_t pos = old;
+  std::uint64_t seq = s.retire_seq.load(std::memory_order_relaxed);
   const std::uint64_t want = need + s.retire_chunk;
   while (pos < limit && pos < want) {
     std::uint64_t start;
     pos = ring_.next_message(pos, start);  // complete: pos < limit <= head_pos
+    ++seq;
   }
   if (pos != old) {
+    // Release, before retire_pos: retire_point() reads the pair (see there).
+    s.retire_seq.store(seq, std::memory_order_release);
     // SYNC(retire): seq_cst; claimers acquire it before overwriting below it, and subscribers
     // attaching load it after storing their slot.
     s.retire_pos.store(pos, std::memory_order_seq_cst);
@@ -276,66 +290,62 @@ void Topic::locate_head(std::uint64_t& seq, std::uint64_t& pos) const noexcept {
   }
 }
 
-bool Topic::seq_at(std::uint64_t pos, std::uint64_t& seq) const noexcept {
-  std::uint64_t hs, hp;
-  locate_head(hs, hp);
-  if (pos == hp) {
-    seq = hs;
-    return true;
-  }
-  if (pos > hp) return false;
-  std::uint64_t start;
-  (void)ring_.next_message(pos, start);
-  seq = ring_.header(start).seq;
-  // Validate: still retained after the read (read-validate, as in release_outstanding()).
-  std::atomic_thread_fence(std::memory_order_acquire);
-  return ring_.state().retire_pos.load(std::memory_order_relaxed) <= pos;
-}
-
-bool Topic::locate(std::uint64_t seq, std::uint64_t& pos) const noexcept {
+void Topic::retire_point(std::uint64_t& seq, std::uint64_t& pos) const noexcept {
   auto& s = ring_.state();
   for (;;) {
-    std::uint64_t hs, hp;
-    locate_head(hs, hp);
-    if (seq > hs) return false;
-    if (seq == hs) {
-      pos = hp;
-      return true;
+    // The retirer changes the pair only while it holds `retiring`, storing retire_seq (release)
+    // before retire_pos. Acquire loads: if we read a new retire_seq with an old retire_pos, the
+    // retirer's CAS of `retiring` is visible to the re-check (it is 1, or retire_pos moved).
+    if (s.retiring.load(std::memory_order_acquire) != 0) {
+      detail::cpu_relax();
+      continue;
     }
-    std::uint64_t r = s.retire_pos.load(std::memory_order_acquire);
-    std::uint64_t rs;
-    if (!seq_at(r, rs)) continue;
-    if (seq < rs) return false;  // no longer retained
-    if (hs - seq < detail::kRecentPositions - 2) {
-      // Acquire, then re-check the head: as in locate_head().
-      const std::uint64_t p = s.recent[seq % detail::kRecentPositions].load(std::memory_order_acquire);
-      if (s.head_seq.load(std::memory_order_acquire) - seq < detail::kRecentPositions - 1) {
-        pos = p;
-        std::atomic_thread_fence(std::memory_order_acquire);
-        if (s.retire_pos.load(std::memory_order_relaxed) <= p) return true;
-        continue;
-      }
+    const std::uint64_t p = s.retire_pos.load(std::memory_order_acquire);
+    const std::uint64_t q = s.retire_seq.load(std::memory_order_acquire);
+    if (s.retiring.load(std::memory_order_acquire) == 0 &&
+        s.retire_pos.load(std::memory_order_acquire) == p) {
+      seq = q;
+      pos = p;
+      return;
     }
-    // Walk from the oldest retained record.
-    std::uint64_t p = r;
-    for (std::uint64_t cur = rs; cur < seq; ++cur) {
-      std::uint64_t start;
-      p = ring_.next_message(p, start);
-    }
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (s.retire_pos.load(std::memory_order_relaxed) <= r) {
+  }
+}
+
+bool Topic::locate(std::uint64_t seq, std::uint64_t from_seq, std::uint64_t from_pos,
+                   std::uint64_t& pos) const noexcept {
+  auto& s = ring_.state();
+  std::uint64_t hs, hp;
+  locate_head(hs, hp);
+  if (seq == hs) {
+    pos = hp;
+    return true;
+  }
+  if (hs - seq < detail::kRecentPositions - 2) {
+    // Acquire, then re-check the head: as in locate_head().
+    const std::uint64_t p = s.recent[seq % detail::kRecentPositions].load(std::memory_order_acquire);
+    if (s.head_seq.load(std::memory_order_acquire) - seq < detail::kRecentPositions - 1) {
       pos = p;
       return true;
     }
   }
+  // Walk from the boundary the caller's slot holds: in block mode nothing from there on is retired
+  // while the slot is attached at it.
+  std::uint64_t p = from_pos;
+  for (std::uint64_t cur = from_seq; cur < seq; ++cur) {
+    std::uint64_t start;
+    p = ring_.next_message(p, start);
+  }
+  // Overwrite mode does not gate: validate the walk (read-validate, as in poll()).
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (s.retire_pos.load(std::memory_order_relaxed) > from_pos) return false;
+  pos = p;
+  return true;
 }
 
 std::uint64_t Topic::oldest() const noexcept {
-  for (;;) {
-    const std::uint64_t r = ring_.state().retire_pos.load(std::memory_order_acquire);
-    std::uint64_t seq;
-    if (seq_at(r, seq)) return seq;
-  }
+  std::uint64_t seq, pos;
+  retire_point(seq, pos);
+  return seq;
 }
 
 TopicStats Topic::stats() const noexcept {
@@ -418,28 +428,32 @@ Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
   std::uint64_t seq = 0, pos = 0;
   switch (start.kind()) {
     case Start::Kind::oldest:
-      for (;;) {
-        pos = s.retire_pos.load(std::memory_order_acquire);
-        if (seq_at(pos, seq) && attach(index, pos)) break;
-      }
+      do {
+        retire_point(seq, pos);
+      } while (!attach(index, pos));
       break;
     case Start::Kind::latest:
-      for (;;) {
+      do {
         locate_head(seq, pos);
-        if (attach(index, pos)) break;
-      }
+      } while (!attach(index, pos));
       break;
     case Start::Kind::at: {
+      // Attach at the oldest retained message first: in block mode that keeps everything from
+      // there on in place while we look for `seq`; then move the cursor forward to it.
+      std::uint64_t oldest_seq, oldest_pos;
+      do {
+        retire_point(oldest_seq, oldest_pos);
+      } while (!attach(index, oldest_pos));
       seq = start.seq();
-      const std::uint64_t head_now = head();
-      if (seq > head_now || !locate(seq, pos) || !attach(index, pos)) {
-        const std::uint64_t oldest_now = oldest();
+      if (seq < oldest_seq || seq > head() || !locate(seq, oldest_seq, oldest_pos, pos)) {
         // Release: hands the slot back (pairs with the acquire CAS above).
         ring_.slot(index).state.store(kSlotFree, std::memory_order_release);
         throw InvalidCursor("pushpoll: cursor " + std::to_string(seq) + " is outside [oldest " +
-                            std::to_string(oldest_now) + ", head " + std::to_string(head()) +
+                            std::to_string(oldest()) + ", head " + std::to_string(head()) +
                             "] of topic " + quote(name_));
       }
+      // Release: as a batch release, the cursor only moves forward.
+      ring_.slot(index).cursor_pos.store(pos, std::memory_order_release);
       break;
     }
   }
@@ -465,7 +479,12 @@ void Subscriber::unsubscribe() noexcept {
   // Release: our reads of the ring happen-before the next owner's acquire CAS of the slot.
   slot.state.store(kSlotFree, std::memory_order_release);
   s.subscribers.fetch_sub(1, std::memory_order_relaxed);
-  if (c.own_fd >= 0 && c.topic->notifier_) c.topic->notifier_->close_fd(c.own_fd);
+  if (c.own_fd >= 0 && c.topic->notifier_) {
+    // A round that read this fd before the store above may still write it: let it finish before
+    // the number can be reused.
+    c.topic->quiesce_notifier();
+    c.topic->notifier_->close_fd(c.own_fd);
+  }
   core_.reset();
 }
 
@@ -488,12 +507,12 @@ std::uint64_t Subscriber::resync() {
       if (t.attach(c.slot, c.cursor_pos)) return 0;
       continue;
     }
-    std::uint64_t seq;
-    if (!t.seq_at(r, seq)) continue;
-    if (!t.attach(c.slot, r)) continue;
+    std::uint64_t seq, rp;
+    t.retire_point(seq, rp);
+    if (!t.attach(c.slot, rp)) continue;
     const std::uint64_t gap = seq - c.cursor_seq;
     c.cursor_seq = seq;
-    c.cursor_pos = r;
+    c.cursor_pos = rp;
     s.laps.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     return gap;
   }

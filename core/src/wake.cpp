@@ -19,24 +19,25 @@ using detail::kWakeNotified;
 
 namespace {
 
+/// Drains a write that was still in flight when the notification was taken.
+void retry_drain(detail::SubscriberCore& c) noexcept {
+  detail::Notifier* n = c.topic->notifier();
+  n->count_subscriber_syscall();
+  if (n->drain(c.own_fd)) c.undrained = false;
+}
+
 void take_notification(detail::SubscriberCore& c) noexcept {
+  auto& slot = c.ring.slot(c.slot);
   // Relaxed: only this subscriber moves its slot out of `notified`.
-  c.ring.slot(c.slot).wake.store(kWakeIdle, std::memory_order_relaxed);
-  // A group member's wake-up went to the group's eventfd, which the group drains.
-  if (c.group == nullptr && c.own_fd >= 0) {
-    detail::Notifier* n = c.topic->notifier();
-    n->count_subscriber_syscall();
-    if (n->drain(c.own_fd)) return;
-    // The notifier won the CAS but its write has not landed yet. Left alone, it would land after
-    // this drain and keep a level-triggered event loop spinning on a stale readiness: give it a
-    // moment (it is between its CAS and its write), then drain again.
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
-    while (std::chrono::steady_clock::now() < give_up) {
-      std::this_thread::yield();
-      n->count_subscriber_syscall();
-      if (n->drain(c.own_fd)) return;
-    }
+  if (slot.wake.load(std::memory_order_relaxed) == kWakeNotified) {
+    slot.wake.store(kWakeIdle, std::memory_order_relaxed);
+    // A group member's wake-up went to the group's eventfd, which the group drains.
+    if (c.group == nullptr && c.own_fd >= 0) c.undrained = true;
   }
+  // The notifier wins armed -> notified before it writes: the write may not have landed yet. Left
+  // alone, it would land after this drain and keep a level-triggered event loop on a stale
+  // readiness, so `undrained` makes the next poll()/arm() drain again until it has.
+  if (c.undrained) retry_drain(c);
 }
 
 void disarm(detail::SubscriberCore& c) noexcept {
@@ -112,7 +113,7 @@ ArmStep arm_begin(detail::SubscriberCore& c) {
   auto& s = c.ring.state();
   // Relaxed: our own slot; only the notifier can move it (armed -> notified), and we re-read it.
   std::uint32_t w = slot.wake.load(std::memory_order_relaxed);
-  if (w == kWakeNotified) {
+  if (w == kWakeNotified || c.undrained) {
     take_notification(c);
     w = kWakeIdle;
   }
@@ -121,6 +122,9 @@ ArmStep arm_begin(detail::SubscriberCore& c) {
     return ArmStep::ready;
   }
   if (w == kWakeArmed) return ArmStep::armed;
+  // A wake-up still in flight will make the fd readable: that serves as this arming (the next
+  // poll or arm drains it, and a real arming follows).
+  if (c.undrained) return ArmStep::armed;
   // SYNC(arm), subscriber side: announce; the caller runs the heavy barrier, then arm_finish().
   slot.wake.store(kWakeArmed, std::memory_order_seq_cst);
   // seq_cst exchange: either the notifier, which stores queued = 0 before reading `wake`, sees
@@ -215,6 +219,7 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
     }
     // Readable but not notified: a write from an earlier arming landed late. Drain and re-arm.
     (void)n->drain(c.own_fd);
+    c.undrained = false;
     n->count_subscriber_syscall();
   }
 }
@@ -239,6 +244,8 @@ WakeGroup::~WakeGroup() {
     c->group = nullptr;
     // Relaxed: as in Subscriber::fd().
     c->ring.slot(c->slot).fd.store(c->own_fd, std::memory_order_relaxed);
+    // A round on the member's topic may still hold our fd: let it finish before we close it.
+    c->topic->quiesce_notifier();
   }
   notifier_->close_fd(fd_);
 }
@@ -271,6 +278,7 @@ void WakeGroup::remove(Subscriber& subscriber) noexcept {
   free_.push_back(c.group_id);
   c.group = nullptr;
   c.ring.slot(c.slot).fd.store(c.own_fd, std::memory_order_relaxed);  // relaxed: as in add()
+  c.topic->quiesce_notifier();  // no round of its topic still holds the group's fd for it
 }
 
 std::span<const std::uint32_t> WakeGroup::ready() {

@@ -33,9 +33,12 @@ bool register_membarrier() noexcept {
 #endif
 }
 
-class EventNotifier final : public detail::Notifier {
+// Everything the notifier does, shared between the Notifier handed to topics and the background
+// thread, so that the thread never depends on the lifetime of the handle (the last reference to
+// a topic, and so to the handle, may be dropped on that thread).
+class Engine {
  public:
-  EventNotifier(const HubOptions& options, std::unique_ptr<FdWriter> writer)
+  Engine(const HubOptions& options, std::unique_ptr<FdWriter> writer)
       : writer_(std::move(writer)),
         background_(options.mode == NotifyMode::background),
         window_(options.coalesce_window),
@@ -43,25 +46,26 @@ class EventNotifier final : public detail::Notifier {
     if (background_) {
       bg_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (bg_fd_ < 0) throw Error(std::string("pushpoll: eventfd: ") + std::strerror(errno));
-      thread_ = std::thread([this] { background_loop(); });
     }
   }
 
-  EventNotifier(const EventNotifier&) = delete;
-  EventNotifier& operator=(const EventNotifier&) = delete;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
-  ~EventNotifier() override {
-    if (background_) {
-      stop_.store(true, std::memory_order_release);
-      wake_background();
-      thread_.join();
-      ::close(bg_fd_);
-    }
+  ~Engine() {
+    if (bg_fd_ >= 0) ::close(bg_fd_);
+  }
+
+  [[nodiscard]] bool background() const noexcept { return background_; }
+
+  void stop() noexcept {
+    stop_.store(true, std::memory_order_release);  // acquire in background_loop()
+    wake_background();
   }
 
   // ---- publisher side ----
 
-  void notify(Topic& topic, std::uint64_t tags) noexcept override {
+  void notify(Topic& topic, std::uint64_t tags) noexcept {
     auto& s = topic.ring().state();
     // seq_cst: see RingState::pending_tags.
     s.pending_tags.fetch_or(tags, std::memory_order_seq_cst);
@@ -76,15 +80,15 @@ class EventNotifier final : public detail::Notifier {
     serve(topic, false);
   }
 
-  void topic_closed(Topic& topic) noexcept override { serve(topic, true); }
+  void topic_closed(Topic& topic) noexcept { serve(topic, true); }
 
-  void topic_added(Topic& topic) override {
+  void topic_added(Topic& topic) {
     if (!background_) return;
     std::lock_guard lock(topics_mutex_);
     topics_.push_back(topic.weak_from_this());
   }
 
-  void topic_gone(Topic&) noexcept override {
+  void topic_gone(Topic&) noexcept {
     if (!background_) return;
     std::lock_guard lock(topics_mutex_);
     topics_.erase(std::remove_if(topics_.begin(), topics_.end(),
@@ -94,7 +98,7 @@ class EventNotifier final : public detail::Notifier {
 
   // ---- subscriber side ----
 
-  int open_eventfd() override {
+  int open_eventfd() {
     int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0 && errno == EMFILE) {
       // Out of descriptors: raise the soft limit toward the hard one, once per shortage.
@@ -117,17 +121,17 @@ class EventNotifier final : public detail::Notifier {
     return fd;
   }
 
-  void close_fd(int fd) noexcept override {
+  void close_fd(int fd) noexcept {
     writer_->on_close(fd);
     ::close(fd);
   }
 
-  bool drain(int fd) noexcept override {
+  bool drain(int fd) noexcept {
     std::uint64_t value;
     return ::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value);  // else EAGAIN
   }
 
-  bool block(int fd, std::chrono::nanoseconds timeout) noexcept override {
+  bool block(int fd, std::chrono::nanoseconds timeout) noexcept {
     using clock = std::chrono::steady_clock;
     const bool forever = timeout.count() < 0;
     const auto deadline = clock::now() + (forever ? std::chrono::nanoseconds(0) : timeout);
@@ -146,7 +150,7 @@ class EventNotifier final : public detail::Notifier {
     }
   }
 
-  void heavy_barrier() noexcept override {
+  void heavy_barrier() noexcept {
 #if !defined(PUSHPOLL_TSAN)
     if (asymmetric_) {
       // SYNC(arm), heavy side: every running thread of this process executes a full barrier, so a
@@ -160,10 +164,10 @@ class EventNotifier final : public detail::Notifier {
     std::atomic_thread_fence(std::memory_order_seq_cst);
   }
 
-  [[nodiscard]] bool asymmetric() const noexcept override { return asymmetric_; }
-  [[nodiscard]] Backend backend() const noexcept override { return writer_->kind(); }
+  [[nodiscard]] bool asymmetric() const noexcept { return asymmetric_; }
+  [[nodiscard]] Backend backend() const noexcept { return writer_->kind(); }
 
-  [[nodiscard]] WakeStats stats() const noexcept override {
+  [[nodiscard]] WakeStats stats() const noexcept {
     // Relaxed: statistics.
     WakeStats out;
     out.wakeups_sent = counters_.writes.load(std::memory_order_relaxed);
@@ -177,12 +181,12 @@ class EventNotifier final : public detail::Notifier {
     return out;
   }
 
-  void count_subscriber_syscall() noexcept override {
+  void count_subscriber_syscall() noexcept {
     subscriber_syscalls_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   }
-  void count_arm() noexcept override { arms_.fetch_add(1, std::memory_order_relaxed); }
+  void count_arm() noexcept { arms_.fetch_add(1, std::memory_order_relaxed); }
 
- private:
+  // Internal to the engine (public: the facade and the background thread call in).
   /// Runs rounds for `topic` until no tags are pending, unless another thread is running them
   /// (it will see our tags: it looks at pending_tags again after it lets go of `notifying`).
   void serve(Topic& topic, bool closing) noexcept {
@@ -319,6 +323,50 @@ class EventNotifier final : public detail::Notifier {
   std::atomic<bool> stop_{false};  // release by the destructor; acquire by the thread
   std::atomic<bool> parked_{false};
   int bg_fd_ = -1;
+};
+
+/// The Notifier that topics and the hub hold: forwards to the engine, owns the background thread.
+class EventNotifier final : public detail::Notifier {
+ public:
+  EventNotifier(const HubOptions& options, std::unique_ptr<FdWriter> writer)
+      : engine_(std::make_shared<Engine>(options, std::move(writer))) {
+    if (engine_->background()) {
+      thread_ = std::thread([engine = engine_] { engine->background_loop(); });
+    }
+  }
+  EventNotifier(const EventNotifier&) = delete;
+  EventNotifier& operator=(const EventNotifier&) = delete;
+  ~EventNotifier() override {
+    if (!thread_.joinable()) return;
+    engine_->stop();
+    // The last reference may go on the background thread itself (it held the last topic for a
+    // moment): it cannot join itself, so it finishes on its own, keeping the engine alive.
+    if (thread_.get_id() == std::this_thread::get_id()) {
+      thread_.detach();
+    } else {
+      thread_.join();
+    }
+  }
+
+  void notify(Topic& topic, std::uint64_t tags) noexcept override { engine_->notify(topic, tags); }
+  void topic_closed(Topic& topic) noexcept override { engine_->topic_closed(topic); }
+  void topic_added(Topic& topic) override { engine_->topic_added(topic); }
+  void topic_gone(Topic& topic) noexcept override { engine_->topic_gone(topic); }
+  int open_eventfd() override { return engine_->open_eventfd(); }
+  void close_fd(int fd) noexcept override { engine_->close_fd(fd); }
+  bool drain(int fd) noexcept override { return engine_->drain(fd); }
+  bool block(int fd, std::chrono::nanoseconds timeout) noexcept override {
+    return engine_->block(fd, timeout);
+  }
+  void heavy_barrier() noexcept override { engine_->heavy_barrier(); }
+  [[nodiscard]] bool asymmetric() const noexcept override { return engine_->asymmetric(); }
+  [[nodiscard]] Backend backend() const noexcept override { return engine_->backend(); }
+  [[nodiscard]] WakeStats stats() const noexcept override { return engine_->stats(); }
+  void count_subscriber_syscall() noexcept override { engine_->count_subscriber_syscall(); }
+  void count_arm() noexcept override { engine_->count_arm(); }
+
+ private:
+  std::shared_ptr<Engine> engine_;
   std::thread thread_;
 };
 

@@ -46,15 +46,9 @@ class Batch {
 
     iterator() = default;
     Message operator*() const noexcept {
-      const auto& h = ring_.header(start_);
-      // Clamp to the lap: in overwrite mode a header being rewritten must not send a reader out of
-      // the ring. Such a batch fails validation on release().
-      std::uint64_t size = h.size;
-      if (size > max_message_) size = 0;
-      const bool aborted = (h.flags & detail::kAborted) != 0;
-      return Message{seq_, h.tag, aborted,
+      return Message{seq_, tag_, aborted_,
                      std::span<const std::byte>(ring_.at(start_) + sizeof(detail::RecordHeader),
-                                                aborted ? 0 : static_cast<std::size_t>(size))};
+                                                aborted_ ? 0 : size_)};
     }
     iterator& operator++() noexcept {
       --remaining_;
@@ -76,16 +70,25 @@ class Batch {
           max_message_(max_message) {
       settle();
     }
-    // Moves to the first record at or after pos_ that the subscriber's tag mask accepts.
+    // Moves to the first record at or after pos_ that the subscriber's tag mask accepts, reading
+    // its header once.
     void settle() noexcept {
       while (remaining_ != 0) {
         next_pos_ = ring_.next_message(pos_, start_);
-        const auto& h = ring_.header(start_);
-        if (h.seq != seq_ || h.size > max_message_) {  // overwritten under us: stop here
+        const detail::RecordHeader h = ring_.header(start_);  // one read of a header that may move
+        // In overwrite mode (or after a detach) a header may be rewritten under us: never follow
+        // a size that could leave the ring; such a batch fails validation on release().
+        if (h.seq != seq_ || h.size > max_message_ ||
+            detail::record_bytes(h.size) > ring_.lap_room(start_)) {
           remaining_ = 0;
           return;
         }
-        if (tag_mask_ == kAllTags || (tag_mask_ >> h.tag) & 1u) return;
+        if (tag_mask_ == kAllTags || (tag_mask_ >> h.tag) & 1u) {
+          size_ = h.size;
+          tag_ = h.tag;
+          aborted_ = (h.flags & detail::kAborted) != 0;
+          return;
+        }
         --remaining_;
         ++seq_;
         pos_ = next_pos_;
@@ -95,6 +98,9 @@ class Batch {
     std::uint64_t pos_ = 0, next_pos_ = 0, start_ = 0, seq_ = 0, remaining_ = 0;
     std::uint64_t tag_mask_ = kAllTags;
     std::uint32_t max_message_ = 0;
+    std::uint32_t size_ = 0;
+    std::uint8_t tag_ = 0;
+    bool aborted_ = false;
   };
 
   Batch() = default;

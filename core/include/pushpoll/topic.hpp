@@ -81,6 +81,7 @@ struct SubscriberCore {
   std::int32_t live_batches = 0;
   // Wake-ups.
   int own_fd = -1;               // this subscriber's eventfd, opened on first use
+  bool undrained = false;        // notified, but the eventfd write had not landed when drained
   WakeGroup* group = nullptr;    // when it is woken through a group's eventfd instead
   std::uint32_t group_id = 0;    // its id in that group
   WaitOptions wait_options{};
@@ -174,10 +175,15 @@ class Topic : public std::enable_shared_from_this<Topic> {
   friend class Hub;
   friend class Claim;
   friend class Subscriber;
+  friend class WakeGroup;
   friend struct detail::SubscriberCore;
 
   Topic(Hub* hub, std::string name, const TopicOptions& options,
         std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier);
+  /// Waits until no notifier round runs on this topic (a round may still hold an eventfd number it
+  /// read from a slot), then serves what publishers left pending meanwhile. Call after changing a
+  /// slot's fd and before closing the old one.
+  void quiesce_notifier() noexcept;
   /// SYNC(arm), publisher side: after a commit, is anyone armed? Then notify.
   void after_commit(std::uint64_t tag_bits) noexcept;
   void wake(std::uint64_t tag_bits) noexcept;
@@ -212,10 +218,12 @@ class Topic : public std::enable_shared_from_this<Topic> {
   static void check_tag(unsigned tag);
   /// (seq, pos) of the head, consistent with each other.
   void locate_head(std::uint64_t& seq, std::uint64_t& pos) const noexcept;
-  /// The seq of the message at boundary `pos` (which must be retained), or head when pos == head.
-  [[nodiscard]] bool seq_at(std::uint64_t pos, std::uint64_t& seq) const noexcept;
-  /// Position of message `seq`, or false if it is no longer retained (or not yet published).
-  [[nodiscard]] bool locate(std::uint64_t seq, std::uint64_t& pos) const noexcept;
+  /// (seq, pos) of the oldest retained message, consistent with each other; reads no ring bytes.
+  void retire_point(std::uint64_t& seq, std::uint64_t& pos) const noexcept;
+  /// Position of message `seq`, walking from a retained boundary (from_seq, from_pos) that the
+  /// caller's attached slot protects; false if the walk was overtaken (overwrite mode).
+  [[nodiscard]] bool locate(std::uint64_t seq, std::uint64_t from_seq, std::uint64_t from_pos,
+                            std::uint64_t& pos) const noexcept;
   /// Attaches slot `slot` at a cursor, safely against a concurrent retire. Returns false if the
   /// records from `pos` on were retired first (the caller picks another start).
   bool attach(std::uint32_t slot, std::uint64_t pos) noexcept;
@@ -292,7 +300,8 @@ class Subscriber {
   bool has_matching();
   /// Ends an arming that found messages (or timed out); drains if the notifier already won.
   void disarm() noexcept;
-  /// Clears a notified state: drains the subscriber's own eventfd (no syscall if never written).
+  /// Clears a notified state: drains the subscriber's own eventfd (no syscall if never written),
+  /// or a write that was still in flight at the last drain.
   void take_notification() noexcept;
   explicit Subscriber(std::unique_ptr<detail::SubscriberCore> core) noexcept : core_(std::move(core)) {}
   /// Detached or lapped: moves the cursor to the oldest retained message; returns the gap.
@@ -315,7 +324,8 @@ class WakeGroup {
   /// Members still in the group leave it (they get their own eventfd back on next use).
   ~WakeGroup();
 
-  /// Adds a subscriber; returns its id in the group (0, 1, 2, ...). It must not be armed alone.
+  /// Adds a subscriber; returns its id in the group (0, 1, 2, ...). From now on it is armed and
+  /// woken through the group (its own wait() throws; its fd() is the group's).
   std::uint32_t add(Subscriber& subscriber);
   /// Takes a subscriber out of the group.
   void remove(Subscriber& subscriber) noexcept;
@@ -324,7 +334,8 @@ class WakeGroup {
   [[nodiscard]] int fd() const noexcept { return fd_; }
   /// Arms every member. Returns at once the ids of members with unread messages if there are any;
   /// otherwise blocks until pushed (returns the ids of the members pushed) or the timeout passes
-  /// (returns an empty list). Negative timeout: no timeout.
+  /// (returns an empty list). Negative timeout: no timeout. A zero timeout arms every member and
+  /// returns at once: the way to arm a group for an external event loop watching fd().
   [[nodiscard]] std::span<const std::uint32_t> wait(std::chrono::nanoseconds timeout);
   /// After fd() became readable in an external loop: drains it and returns the ids pushed.
   [[nodiscard]] std::span<const std::uint32_t> ready();
@@ -458,6 +469,9 @@ inline std::uint64_t Topic::commit(const detail::Reservation& r, std::uint64_t c
       pos += detail::record_bytes(h.size);
       // Release: as above.
       s.recent[(seq + i + 1) % detail::kRecentPositions].store(pos, std::memory_order_release);
+      // The head moves one message at a time, as for single publishes: a reader validates a
+      // recent[] entry by re-reading head_seq, which must not lag the entries written.
+      if (i + 1 < count) s.head_seq.store(seq + i + 1, kHeadStoreOrder);
     }
   }
   // SYNC(commit): header and payload above become visible no later than the new head.
@@ -570,7 +584,9 @@ inline Batch Subscriber::poll(std::size_t max_messages) {
   auto& c = *core_;
   c.release_outstanding();
   // Relaxed: our own slot; a notification seen late is drained by the next poll or arm.
-  if (c.ring.slot(c.slot).wake.load(std::memory_order_relaxed) == detail::kWakeNotified) take_notification();
+  if (c.ring.slot(c.slot).wake.load(std::memory_order_relaxed) == detail::kWakeNotified || c.undrained) {
+    take_notification();
+  }
   auto& s = c.ring.state();
   Batch b;
   b.ring_ = c.ring;

@@ -118,6 +118,10 @@ struct RingState {
   // it may have been overwritten.
   // SYNC(retire): seq_cst store; pairs with the seq_cst loads in Subscriber attach (Dekker).
   alignas(kCacheLine) std::atomic<std::uint64_t> retire_pos{0};
+  // Writer: the retirer (holding `retiring`), release-stored before retire_pos. The seq of the
+  // message at retire_pos, so that nobody reads a ring header to learn it. Topic::retire_point()
+  // reads the pair consistently.
+  std::atomic<std::uint64_t> retire_seq{0};
   // 1 while a thread walks old records to advance retire_pos: the only lock-like state, taken only
   // when a claim needs room (once per retire_chunk bytes), never on the fast path.
   // SYNC(attach): seq_cst RMW; a subscriber attaching loads it seq_cst after storing its slot.

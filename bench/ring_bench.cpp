@@ -1,0 +1,785 @@
+// ring_bench.cpp — message throughput of pushpoll topics, next to the transports it is measured
+// against: a bare single-producer ring (the limit), boost::lockfree::spsc_queue (one at a time and
+// in bulk) and ZeroMQ inproc PUB/SUB.
+//
+// Every row reports items_per_second (messages, or deliveries for fan-out: messages x subscribers)
+// and bytes_per_second (payload bytes). Threaded rows use real time. Arguments are
+// bytes:<payload size>/msgs:<messages per iteration>; each iteration ends only once the consumer has
+// checked every message of that iteration, so a row measures delivery, not how fast a producer can
+// fill a buffer.
+//
+// Checks: every payload starts with the producer's 64-bit counter and ends with a filler byte. The
+// consumer compares the counter (and, for pushpoll, the seq) with what it expects, reads the last
+// byte, and reports any mismatch through State::SkipWithError: a broken path shows up as an error.
+//
+// Pinning: with two threads, the producer (the benchmark's own thread) runs on CPU 0 and the
+// consumer on CPU 1; the `pinned` counter is 1 when both pins took effect.
+#include <benchmark/benchmark.h>
+
+#include <boost/lockfree/spsc_queue.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_util.hpp"
+#include "pushpoll/pushpoll.hpp"
+
+#if defined(PUSHPOLL_BENCH_HAVE_ZMQ)
+#include <cerrno>
+#include <zmq.h>
+#endif
+
+namespace {
+
+using pushpoll::bench::cpu_relax;
+using pushpoll::bench::IdleWait;
+using pushpoll::bench::kFiller;
+using pushpoll::bench::read_counter;
+using pushpoll::bench::ScopedPin;
+using pushpoll::bench::Shared;
+using pushpoll::bench::write_counter;
+
+constexpr std::uint64_t kRingBytes = std::uint64_t{1} << 22;  // every ring and queue holds 4 MiB
+constexpr std::int64_t kMessagesPerIteration = std::int64_t{1} << 20;
+constexpr std::size_t kPollMax = 1024;  // messages per consumer batch, for every transport
+
+std::string mismatch(const char* what, std::uint64_t expected, std::uint64_t got) {
+  return std::string(what) + ": expected " + std::to_string(expected) + ", got " + std::to_string(got);
+}
+
+/// Items and bytes for `messages` per iteration of `bytes` each.
+void report(benchmark::State& state, std::uint64_t messages_per_iteration, std::uint64_t bytes, bool pinned) {
+  const auto items = static_cast<std::int64_t>(messages_per_iteration) * state.iterations();
+  state.SetItemsProcessed(items);
+  state.SetBytesProcessed(items * static_cast<std::int64_t>(bytes));
+  state.counters["pinned"] = pinned ? 1.0 : 0.0;
+}
+
+struct Plan {
+  std::uint64_t per_iteration = 0;  // messages per timed iteration
+  std::uint64_t warmup = 0;         // messages sent and checked before timing (first lap, caches)
+  bool pin = true;                  // producer on CPU 0, consumer on CPU 1
+};
+
+/// Messages in one lap of a 4 MiB ring of `record_bytes`-byte records, at most one iteration.
+std::uint64_t one_lap(std::uint64_t record_bytes, std::uint64_t per_iteration) {
+  const std::uint64_t lap = kRingBytes / record_bytes + 1;
+  return lap < per_iteration ? lap : per_iteration;
+}
+
+/// The two-thread shape shared by the one-to-one rows. `produce(shared, n)` (benchmark thread) sends
+/// the next n messages and returns false after recording a failure in `shared`; `consume(shared)`
+/// (a new thread) runs until shared.stop, advancing shared.consumed after each checked batch.
+template <class Produce, class Consume>
+void run_one_to_one(benchmark::State& state, const Plan& plan, std::uint64_t bytes, Produce&& produce,
+                    Consume&& consume) {
+  Shared shared;
+  std::atomic<int> consumer_ready{0};  // 1 unpinned, 2 pinned; release/acquire hand-off
+  std::thread consumer([&] {
+    const bool pinned = plan.pin && pushpoll::bench::pin_this_thread(1);
+    consumer_ready.store(pinned ? 2 : 1, std::memory_order_release);
+    try {
+      consume(shared);
+    } catch (const std::exception& e) {
+      shared.fail(std::string("consumer threw: ") + e.what());
+    }
+  });
+  std::optional<ScopedPin> pin;
+  if (plan.pin) pin.emplace(0);
+  int ready = 0;
+  while ((ready = consumer_ready.load(std::memory_order_acquire)) == 0) cpu_relax();
+
+  std::uint64_t target = 0;
+  auto step = [&](std::uint64_t n) {
+    try {
+      if (!produce(shared, n)) return false;
+    } catch (const std::exception& e) {
+      shared.fail(std::string("producer threw: ") + e.what());
+      return false;
+    }
+    target += n;
+    return shared.wait_consumed(target, /*yield=*/!plan.pin);
+  };
+  if (!step(plan.warmup)) state.SkipWithError(shared.error_text().c_str());
+  for (auto _ : state) {
+    if (!step(plan.per_iteration)) {
+      state.SkipWithError(shared.error_text().c_str());
+      break;
+    }
+  }
+  // Release: pairs with the consumer's acquire; it has nothing left to check.
+  shared.stop.store(true, std::memory_order_release);
+  consumer.join();
+  report(state, plan.per_iteration, bytes, plan.pin && ready == 2 && pin.has_value() && pin->pinned());
+}
+
+// ---- the limit: a bare single-producer ring of fixed slots ------------------------------------
+
+/// The least a ring can do: fixed `SlotBytes` slots, one producer that copies a message into a slot
+/// and release-stores the head, one consumer that reads up to the head in batches and
+/// release-stores its tail. No framing, no sequence numbers, no subscribers, no gating scan.
+template <std::size_t SlotBytes>
+class BareRing {
+  static_assert((SlotBytes & (SlotBytes - 1)) == 0, "slots are a power of two");
+  static_assert(SlotBytes >= sizeof(std::uint64_t), "a slot holds at least the counter");
+
+ public:
+  explicit BareRing(std::uint64_t ring_bytes)
+      : slots_(ring_bytes / SlotBytes),
+        mask_(slots_ - 1),
+        data_(static_cast<std::byte*>(::operator new(ring_bytes, std::align_val_t{4096}))) {}
+  BareRing(const BareRing&) = delete;
+  BareRing& operator=(const BareRing&) = delete;
+  ~BareRing() { ::operator delete(data_, std::align_val_t{4096}); }
+
+  /// Producer only: copies `n` <= SlotBytes bytes into the next slot, waiting while the ring is full.
+  void publish(const std::byte* src, std::size_t n) noexcept {
+    const std::uint64_t head = head_local_;
+    if (head - tail_cache_ == slots_) {
+      // Acquire: pairs with the consumer's release of tail_; its reads of the slot are done.
+      while ((tail_cache_ = tail_.load(std::memory_order_acquire)) + slots_ == head) cpu_relax();
+    }
+    std::memcpy(data_ + (head & mask_) * SlotBytes, src, n);
+    // Release: pairs with the acquire in poll(); the slot's bytes are visible with the new head.
+    head_.store(head + 1, std::memory_order_release);
+    head_local_ = head + 1;
+  }
+
+  /// Consumer only: calls f(slot) for up to `max` published slots, then frees them. Returns how many.
+  template <class F>
+  std::uint64_t poll(std::uint64_t max, F&& f) {
+    // Acquire: pairs with the release in publish().
+    std::uint64_t head = head_.load(std::memory_order_acquire);
+    const std::uint64_t tail = tail_local_;
+    if (head - tail > max) head = tail + max;
+    for (std::uint64_t i = tail; i != head; ++i) f(data_ + (i & mask_) * SlotBytes);
+    if (head != tail) {
+      // Release: pairs with the producer's acquire; our reads of these slots are done.
+      tail_.store(head, std::memory_order_release);
+      tail_local_ = head;
+    }
+    return head - tail;
+  }
+
+ private:
+  // Immutable.
+  const std::uint64_t slots_;
+  const std::uint64_t mask_;
+  std::byte* const data_;
+  // Writer: producer. Reader: consumer.
+  alignas(pushpoll::bench::kCacheLine) std::atomic<std::uint64_t> head_{0};
+  // Writer: consumer. Reader: producer (only when the ring looks full).
+  alignas(pushpoll::bench::kCacheLine) std::atomic<std::uint64_t> tail_{0};
+  // Producer-local: the next slot, and the tail as last seen.
+  alignas(pushpoll::bench::kCacheLine) std::uint64_t head_local_ = 0;
+  std::uint64_t tail_cache_ = 0;
+  // Consumer-local.
+  alignas(pushpoll::bench::kCacheLine) std::uint64_t tail_local_ = 0;
+};
+
+template <std::size_t SlotBytes>
+void bare_ring_one_to_one(benchmark::State& state, std::size_t bytes, const Plan& plan) {
+  BareRing<SlotBytes> ring(kRingBytes);
+  std::vector<std::byte> message(bytes, kFiller);
+  std::uint64_t sent = 0;
+  auto produce = [&](Shared&, std::uint64_t n) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+      write_counter(message.data(), sent++);
+      ring.publish(message.data(), bytes);
+    }
+    return true;
+  };
+  auto consume = [&](Shared& shared) {
+    std::uint64_t expected = 0, sink = 0;
+    bool checking = true;
+    IdleWait wait(false);
+    for (;;) {
+      const std::uint64_t got = ring.poll(kPollMax, [&](const std::byte* slot) {
+        if (checking) {
+          const std::uint64_t counter = read_counter(slot);
+          if (counter != expected) {
+            shared.fail(mismatch("bare ring counter", expected, counter));
+            checking = false;
+          }
+          sink += static_cast<std::uint8_t>(slot[bytes - 1]);
+        }
+        ++expected;
+      });
+      if (got == 0) {
+        if (shared.stop.load(std::memory_order_acquire)) break;
+        wait.idle();
+        continue;
+      }
+      wait.busy();
+      // Release: pairs with wait_consumed(); the checks above are complete.
+      shared.consumed.store(expected, std::memory_order_release);
+    }
+    benchmark::DoNotOptimize(sink);
+  };
+  run_one_to_one(state, plan, bytes, produce, consume);
+}
+
+// Limit row: a bare single-producer ring of fixed slots (64 B, or 512 B for 512-byte messages), one
+// pinned producer publishing one slot at a time, one pinned consumer reading up to the head in
+// batches of up to 1024. Measures the cost of moving a message between two cores and nothing else.
+void BM_BareRing_OneToOne(benchmark::State& state) {
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  const auto n = static_cast<std::uint64_t>(state.range(1));
+  if (bytes <= 64) {
+    bare_ring_one_to_one<64>(state, bytes, Plan{n, one_lap(64, n)});
+  } else if (bytes <= 512) {
+    bare_ring_one_to_one<512>(state, bytes, Plan{n, one_lap(512, n)});
+  } else {
+    state.SkipWithError("message size over the largest slot (512 bytes)");
+  }
+}
+BENCHMARK(BM_BareRing_OneToOne)
+    ->ArgNames({"bytes", "msgs"})
+    ->Args({8, kMessagesPerIteration})
+    ->Args({64, kMessagesPerIteration})
+    ->Args({512, kMessagesPerIteration})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// ---- baseline: boost::lockfree::spsc_queue ----------------------------------------------------
+
+template <std::size_t N>
+struct Fixed {
+  std::byte bytes[N];
+};
+
+template <std::size_t N>
+Fixed<N> make_fixed() {
+  Fixed<N> m;
+  std::memset(m.bytes, static_cast<int>(kFiller), N);
+  return m;
+}
+
+/// Consumer check shared by the spsc_queue rows; false (after recording) on the first mismatch.
+template <std::size_t N>
+bool check_fixed(const Fixed<N>& m, std::uint64_t expected, std::uint64_t& sink, Shared& shared) {
+  const std::uint64_t counter = read_counter(m.bytes);
+  sink += static_cast<std::uint8_t>(m.bytes[N - 1]);
+  if (counter == expected) return true;
+  shared.fail(mismatch("spsc_queue counter", expected, counter));
+  return false;
+}
+
+template <std::size_t N>
+void spsc_one_to_one(benchmark::State& state, const Plan& plan) {
+  boost::lockfree::spsc_queue<Fixed<N>> queue(kRingBytes / N);
+  Fixed<N> message = make_fixed<N>();
+  std::uint64_t sent = 0;
+  auto produce = [&](Shared&, std::uint64_t n) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+      write_counter(message.bytes, sent++);
+      while (!queue.push(message)) cpu_relax();
+    }
+    return true;
+  };
+  auto consume = [&](Shared& shared) {
+    std::uint64_t expected = 0, sink = 0;
+    bool checking = true;
+    IdleWait wait(false);
+    Fixed<N> m;
+    for (;;) {
+      std::size_t got = 0;
+      while (got < kPollMax && queue.pop(m)) {
+        if (checking) checking = check_fixed(m, expected, sink, shared);
+        ++expected;
+        ++got;
+      }
+      if (got == 0) {
+        if (shared.stop.load(std::memory_order_acquire)) break;
+        wait.idle();
+        continue;
+      }
+      wait.busy();
+      shared.consumed.store(expected, std::memory_order_release);  // pairs with wait_consumed()
+    }
+    benchmark::DoNotOptimize(sink);
+  };
+  run_one_to_one(state, plan, N, produce, consume);
+}
+
+template <std::size_t N>
+void spsc_bulk_one_to_one(benchmark::State& state, const Plan& plan) {
+  constexpr std::size_t kBulk = 64;
+  boost::lockfree::spsc_queue<Fixed<N>> queue(kRingBytes / N);
+  std::vector<Fixed<N>> out(kBulk, make_fixed<N>());
+  std::uint64_t sent = 0;
+  auto produce = [&](Shared&, std::uint64_t n) {
+    for (std::uint64_t i = 0; i < n; i += kBulk) {
+      for (auto& m : out) write_counter(m.bytes, sent++);
+      std::size_t pushed = 0;
+      while ((pushed += queue.push(out.data() + pushed, kBulk - pushed)) < kBulk) cpu_relax();
+    }
+    return true;
+  };
+  auto consume = [&](Shared& shared) {
+    std::vector<Fixed<N>> in(kBulk);
+    std::uint64_t expected = 0, sink = 0;
+    bool checking = true;
+    IdleWait wait(false);
+    for (;;) {
+      const std::size_t got = queue.pop(in.data(), kBulk);
+      if (got == 0) {
+        if (shared.stop.load(std::memory_order_acquire)) break;
+        wait.idle();
+        continue;
+      }
+      wait.busy();
+      for (std::size_t i = 0; i < got; ++i) {
+        if (checking) checking = check_fixed(in[i], expected, sink, shared);
+        ++expected;
+      }
+      shared.consumed.store(expected, std::memory_order_release);  // pairs with wait_consumed()
+    }
+    benchmark::DoNotOptimize(sink);
+  };
+  run_one_to_one(state, plan, N, produce, consume);
+}
+
+// Baseline: boost::lockfree::spsc_queue of fixed-size structs (the message size), one push and one
+// pop per message, between a pinned producer and a pinned consumer.
+void BM_SpscQueue_OneToOne(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(1));
+  switch (state.range(0)) {
+    case 8: spsc_one_to_one<8>(state, Plan{n, one_lap(8, n)}); break;
+    case 64: spsc_one_to_one<64>(state, Plan{n, one_lap(64, n)}); break;
+    case 512: spsc_one_to_one<512>(state, Plan{n, one_lap(512, n)}); break;
+    default: state.SkipWithError("supported sizes: 8, 64, 512");
+  }
+}
+BENCHMARK(BM_SpscQueue_OneToOne)
+    ->ArgNames({"bytes", "msgs"})
+    ->Args({8, kMessagesPerIteration})
+    ->Args({64, kMessagesPerIteration})
+    ->Args({512, kMessagesPerIteration})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Baseline: the same queue with 64-message bulk push and bulk pop.
+void BM_SpscQueueBulk_OneToOne(benchmark::State& state) {
+  const auto n = static_cast<std::uint64_t>(state.range(1));
+  if (n % 64 != 0) {
+    state.SkipWithError("messages per iteration must be a multiple of 64");
+    return;
+  }
+  const auto lap64 = [n](std::uint64_t size) { return (one_lap(size, n) + 63) / 64 * 64; };
+  switch (state.range(0)) {
+    case 8: spsc_bulk_one_to_one<8>(state, Plan{n, lap64(8)}); break;
+    case 64: spsc_bulk_one_to_one<64>(state, Plan{n, lap64(64)}); break;
+    case 512: spsc_bulk_one_to_one<512>(state, Plan{n, lap64(512)}); break;
+    default: state.SkipWithError("supported sizes: 8, 64, 512");
+  }
+}
+BENCHMARK(BM_SpscQueueBulk_OneToOne)
+    ->ArgNames({"bytes", "msgs"})
+    ->Args({8, kMessagesPerIteration})
+    ->Args({64, kMessagesPerIteration})
+    ->Args({512, kMessagesPerIteration})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// ---- pushpoll ---------------------------------------------------------------------------------
+
+pushpoll::TopicOptions bench_topic_options(bool single_producer) {
+  pushpoll::TopicOptions options;
+  options.capacity = kRingBytes;
+  options.overflow = pushpoll::Overflow::block;
+  options.single_producer = single_producer;
+  return options;
+}
+
+/// The consumer side of the pushpoll rows: one subscriber polling batches of up to 1024. With
+/// `producers` == 1 every payload counter equals its seq; with 2 each producer's counters must
+/// arrive in order and complete. Every seq must follow the previous one.
+void consume_topic(pushpoll::Subscriber& sub, Shared& shared, std::size_t bytes, unsigned producers,
+                   bool may_yield) {
+  std::uint64_t expected_seq = sub.cursor(), consumed = 0, sink = 0;
+  std::uint64_t next[2] = {0, 0};
+  bool checking = true;
+  IdleWait wait(may_yield);
+  auto check = [&](const pushpoll::Message& m) {
+    if (m.seq != expected_seq) return shared.fail(mismatch("seq", expected_seq, m.seq)), false;
+    if (m.aborted || m.data.size() != bytes) return shared.fail(mismatch("size", bytes, m.data.size())), false;
+    const std::uint64_t counter = read_counter(m.data.data());
+    if (producers == 1) {
+      if (counter != m.seq) return shared.fail(mismatch("payload counter", m.seq, counter)), false;
+    } else {
+      const std::uint64_t producer = counter >> 56;
+      const std::uint64_t n = counter & ((std::uint64_t{1} << 56) - 1);
+      if (producer >= producers) return shared.fail(mismatch("producer id", producers, producer)), false;
+      if (n != next[producer]) return shared.fail(mismatch("per-producer order", next[producer], n)), false;
+      ++next[producer];
+    }
+    sink += static_cast<std::uint8_t>(m.data[bytes - 1]);
+    return true;
+  };
+  for (;;) {
+    pushpoll::Batch batch = sub.poll(kPollMax);
+    if (batch.empty()) {
+      if (shared.stop.load(std::memory_order_acquire)) break;
+      wait.idle();
+      continue;
+    }
+    wait.busy();
+    if (checking && batch.gap() != 0) {
+      shared.fail(mismatch("gap", 0, batch.gap()));
+      checking = false;
+    }
+    for (const pushpoll::Message& m : batch) {
+      if (checking) checking = check(m);
+      ++expected_seq;
+    }
+    consumed += batch.size();
+    if (!batch.release() && checking) {
+      shared.fail("a batch was overwritten while held (Overflow::block)");
+      checking = false;
+    }
+    shared.consumed.store(consumed, std::memory_order_release);  // pairs with wait_consumed()
+  }
+  benchmark::DoNotOptimize(sink);
+}
+
+void pushpoll_one_to_one(benchmark::State& state, bool single_producer) {
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  const auto n = static_cast<std::uint64_t>(state.range(1));
+  pushpoll::Hub hub;
+  pushpoll::Topic& topic = hub.topic("bench", bench_topic_options(single_producer));
+  pushpoll::Subscriber sub = topic.subscribe(pushpoll::Start::oldest);
+  std::vector<std::byte> message(bytes, kFiller);
+  std::uint64_t sent = 0;
+  auto produce = [&](Shared& shared, std::uint64_t count) {
+    for (std::uint64_t i = 0; i < count; ++i) {
+      write_counter(message.data(), sent);
+      const std::uint64_t seq = topic.publish(message);
+      if (seq != sent) {
+        shared.fail(mismatch("publish seq", sent, seq));
+        return false;
+      }
+      ++sent;
+    }
+    return true;
+  };
+  auto consume = [&](Shared& shared) { consume_topic(sub, shared, bytes, 1, false); };
+  run_one_to_one(state, Plan{n, one_lap(pushpoll::detail::record_bytes(bytes), n)}, bytes, produce,
+                 consume);
+}
+
+// One pinned producer calling the default (many-producer-safe) Topic::publish once per message;
+// one pinned consumer with one Subscriber polling batches of up to 1024 and reading every message.
+// Overflow::block, 4 MiB ring. Compare with BM_BareRing_OneToOne at the same size.
+void BM_Pushpoll_OneToOne(benchmark::State& state) { pushpoll_one_to_one(state, false); }
+BENCHMARK(BM_Pushpoll_OneToOne)
+    ->ArgNames({"bytes", "msgs"})
+    ->Args({8, kMessagesPerIteration})
+    ->Args({64, kMessagesPerIteration})
+    ->Args({512, kMessagesPerIteration})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// As BM_Pushpoll_OneToOne, with TopicOptions::single_producer: publish claims with a plain store
+// and commits without waiting for its turn.
+void BM_PushpollSingleProducer_OneToOne(benchmark::State& state) { pushpoll_one_to_one(state, true); }
+BENCHMARK(BM_PushpollSingleProducer_OneToOne)
+    ->ArgNames({"bytes", "msgs"})
+    ->Args({8, kMessagesPerIteration})
+    ->Args({64, kMessagesPerIteration})
+    ->Args({512, kMessagesPerIteration})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Two producer threads (the benchmark thread and one more), each publishing half of every
+// iteration with the default publish, and one consumer checking global seq order and per-producer
+// order. Three busy threads on a 2-core machine cannot each have a core, so none is pinned: the
+// scheduler shares the cores, and every idle loop yields. The row therefore includes time-sharing
+// (a producer preempted between claim and commit holds the other back until it runs again).
+void BM_Pushpoll_TwoToOne(benchmark::State& state) {
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  const auto n = static_cast<std::uint64_t>(state.range(1));
+  if (n % 2 != 0) {
+    state.SkipWithError("messages per iteration must be even");
+    return;
+  }
+  const std::uint64_t half = n / 2;
+  const std::uint64_t warmup_half = (one_lap(pushpoll::detail::record_bytes(bytes), n) + 1) / 2;
+  pushpoll::Hub hub;
+  pushpoll::Topic& topic = hub.topic("bench", bench_topic_options(false));
+  pushpoll::Subscriber sub = topic.subscribe(pushpoll::Start::oldest);
+  Shared shared;
+
+  // Producer 1: publishes `warmup_half` in round 1, `half` in each later round.
+  std::thread second([&] {
+    std::vector<std::byte> message(bytes, kFiller);
+    std::uint64_t seen = 0, sent = 0;
+    IdleWait wait(true);
+    for (;;) {
+      // Acquire: pairs with the benchmark thread's release of the round.
+      const std::uint64_t round = shared.round.load(std::memory_order_acquire);
+      if (round == seen) {
+        if (shared.stop.load(std::memory_order_acquire)) return;
+        wait.idle();
+        continue;
+      }
+      wait.busy();
+      seen = round;
+      const std::uint64_t count = round == 1 ? warmup_half : half;
+      try {
+        for (std::uint64_t i = 0; i < count; ++i) {
+          write_counter(message.data(), pushpoll::bench::tagged_counter(1, sent++));
+          topic.publish(message);
+        }
+      } catch (const std::exception& e) {
+        shared.fail(std::string("producer 1 threw: ") + e.what());
+        return;
+      }
+    }
+  });
+  std::thread consumer([&] {
+    try {
+      consume_topic(sub, shared, bytes, 2, true);
+    } catch (const std::exception& e) {
+      shared.fail(std::string("consumer threw: ") + e.what());
+    }
+  });
+
+  // Producer 0: the benchmark thread.
+  std::vector<std::byte> message(bytes, kFiller);
+  std::uint64_t sent = 0, target = 0;
+  auto round = [&](std::uint64_t count) {
+    shared.round.fetch_add(1, std::memory_order_release);  // pairs with producer 1's acquire
+    try {
+      for (std::uint64_t i = 0; i < count; ++i) {
+        write_counter(message.data(), pushpoll::bench::tagged_counter(0, sent++));
+        topic.publish(message);
+      }
+    } catch (const std::exception& e) {
+      shared.fail(std::string("producer 0 threw: ") + e.what());
+      return false;
+    }
+    target += 2 * count;
+    return shared.wait_consumed(target, /*yield=*/true);
+  };
+  if (!round(warmup_half)) state.SkipWithError(shared.error_text().c_str());
+  for (auto _ : state) {
+    if (!round(half)) {
+      state.SkipWithError(shared.error_text().c_str());
+      break;
+    }
+  }
+  shared.stop.store(true, std::memory_order_release);  // pairs with the workers' acquire
+  second.join();
+  consumer.join();
+  report(state, n, bytes, false);
+}
+BENCHMARK(BM_Pushpoll_TwoToOne)
+    ->ArgNames({"bytes", "msgs"})
+    ->Args({8, kMessagesPerIteration})
+    ->Args({64, kMessagesPerIteration})
+    ->Args({512, kMessagesPerIteration})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// One thread hosting `subs` subscribers on one topic of `bytes`-byte messages. Each iteration
+// publishes a chunk of `chunk` messages (default publish, same thread), then every subscriber polls
+// it and reads each message (seq, payload counter and last byte) while the chunk is in cache.
+// items_per_second counts deliveries: messages x subscribers. Publishing is part of the timed loop;
+// it is one publish per message against `subs` reads of it, so it weighs about 1/subs of the time.
+void BM_Pushpoll_FanOut1000(benchmark::State& state) {
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  const auto subs = static_cast<std::size_t>(state.range(1));
+  const auto chunk = static_cast<std::uint64_t>(state.range(2));
+  ScopedPin pin(0);
+  pushpoll::Hub hub;
+  pushpoll::Topic& topic = hub.topic("bench", bench_topic_options(false));
+  std::vector<pushpoll::Subscriber> subscribers;
+  subscribers.reserve(subs);
+  for (std::size_t i = 0; i < subs; ++i) subscribers.push_back(topic.subscribe(pushpoll::Start::oldest));
+  std::vector<std::byte> message(bytes, kFiller);
+  std::uint64_t sent = 0, sink = 0;
+  std::string error;
+
+  auto one_chunk = [&]() {
+    const std::uint64_t first = sent;
+    for (std::uint64_t i = 0; i < chunk; ++i) {
+      write_counter(message.data(), sent);
+      if (topic.publish(message) != sent) return error = "publish returned a wrong seq", false;
+      ++sent;
+    }
+    for (pushpoll::Subscriber& sub : subscribers) {
+      pushpoll::Batch batch = sub.poll(kPollMax);
+      if (batch.size() != chunk || batch.gap() != 0 || batch.first_seq() != first) {
+        return error = mismatch("fan-out batch size", chunk, batch.size()) + " at seq " +
+                       std::to_string(batch.first_seq()) + " gap " + std::to_string(batch.gap()),
+               false;
+      }
+      std::uint64_t expected = first;
+      for (const pushpoll::Message& m : batch) {
+        if (m.seq != expected || m.data.size() != bytes || read_counter(m.data.data()) != expected) {
+          return error = mismatch("fan-out message", expected, m.seq), false;
+        }
+        sink += static_cast<std::uint8_t>(m.data[bytes - 1]);
+        ++expected;
+      }
+      if (expected != sent) return error = mismatch("fan-out iterated", sent - first, expected - first), false;
+      if (!batch.release()) return error = "fan-out batch not intact", false;
+    }
+    return true;
+  };
+
+  bool ok = true;
+  try {
+    for (int i = 0; i < 8 && ok; ++i) ok = one_chunk();  // warm the caches
+  } catch (const std::exception& e) {
+    error = e.what();
+    ok = false;
+  }
+  if (!ok) state.SkipWithError(error.c_str());
+  for (auto _ : state) {
+    try {
+      ok = one_chunk();
+    } catch (const std::exception& e) {
+      error = e.what();
+      ok = false;
+    }
+    if (!ok) {
+      state.SkipWithError(error.c_str());
+      break;
+    }
+  }
+  benchmark::DoNotOptimize(sink);
+  const auto deliveries = static_cast<std::int64_t>(chunk * subs) * state.iterations();
+  state.SetItemsProcessed(deliveries);
+  state.SetBytesProcessed(deliveries * static_cast<std::int64_t>(bytes));
+  state.counters["pinned"] = pin.pinned() ? 1.0 : 0.0;
+  subscribers.clear();  // before the hub
+}
+BENCHMARK(BM_Pushpoll_FanOut1000)
+    ->ArgNames({"bytes", "subs", "chunk"})
+    ->Args({64, 1000, 256})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// ---- reference: ZeroMQ ------------------------------------------------------------------------
+
+#if defined(PUSHPOLL_BENCH_HAVE_ZMQ)
+// Reference row: ZeroMQ inproc PUB/SUB, one zmq_send and one zmq_msg_recv per message, pinned
+// producer and consumer. High-water marks are unlimited so that PUB never drops; each iteration is
+// bounded (msgs) and waits for the consumer, which keeps the queue finite.
+void BM_Zmq_OneToOne(benchmark::State& state) {
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  const auto n = static_cast<std::uint64_t>(state.range(1));
+  constexpr std::uint64_t kProbe = ~std::uint64_t{0};  // sent until the subscription is live
+  constexpr const char* kEndpoint = "inproc://pushpoll-bench";
+  void* context = zmq_ctx_new();
+  void* pub = zmq_socket(context, ZMQ_PUB);
+  const int zero = 0;
+  zmq_setsockopt(pub, ZMQ_SNDHWM, &zero, sizeof(zero));
+  zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof(zero));
+  if (zmq_bind(pub, kEndpoint) != 0) {
+    state.SkipWithError(zmq_strerror(zmq_errno()));
+    zmq_close(pub);
+    zmq_ctx_term(context);
+    return;
+  }
+  std::atomic<bool> subscribed{false};
+  std::vector<std::byte> message(bytes, kFiller);
+  std::uint64_t sent = 0;
+  auto produce = [&](Shared& shared, std::uint64_t count) {
+    if (!subscribed.load(std::memory_order_acquire)) {
+      // PUB/SUB joins asynchronously: probe until the subscriber has seen one message.
+      write_counter(message.data(), kProbe);
+      while (!subscribed.load(std::memory_order_acquire)) {
+        if (zmq_send(pub, message.data(), bytes, 0) < 0) {
+          shared.fail(std::string("zmq_send: ") + zmq_strerror(zmq_errno()));
+          return false;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+    }
+    for (std::uint64_t i = 0; i < count; ++i) {
+      write_counter(message.data(), sent++);
+      if (zmq_send(pub, message.data(), bytes, 0) < 0) {
+        shared.fail(std::string("zmq_send: ") + zmq_strerror(zmq_errno()));
+        return false;
+      }
+    }
+    return true;
+  };
+  auto consume = [&](Shared& shared) {
+    void* sub = zmq_socket(context, ZMQ_SUB);
+    const int timeout_ms = 100;
+    zmq_setsockopt(sub, ZMQ_RCVHWM, &zero, sizeof(zero));
+    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout_ms, sizeof(timeout_ms));
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    if (zmq_connect(sub, kEndpoint) != 0) {
+      shared.fail(std::string("zmq_connect: ") + zmq_strerror(zmq_errno()));
+      subscribed.store(true, std::memory_order_release);  // let the producer stop probing
+      zmq_close(sub);
+      return;
+    }
+    std::uint64_t expected = 0, sink = 0;
+    bool checking = true;
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    while (!shared.stop.load(std::memory_order_acquire)) {
+      if (zmq_msg_recv(&msg, sub, 0) < 0) {
+        if (zmq_errno() == EAGAIN || zmq_errno() == EINTR) continue;
+        shared.fail(std::string("zmq_msg_recv: ") + zmq_strerror(zmq_errno()));
+        break;
+      }
+      const auto* data = static_cast<const std::byte*>(zmq_msg_data(&msg));
+      const std::size_t size = zmq_msg_size(&msg);
+      const std::uint64_t counter = size >= sizeof(std::uint64_t) ? read_counter(data) : 0;
+      if (counter == kProbe && expected == 0) {
+        subscribed.store(true, std::memory_order_release);  // pairs with the producer's acquire
+        continue;
+      }
+      if (checking) {
+        if (size != bytes) {
+          shared.fail(mismatch("zmq size", bytes, size));
+          checking = false;
+        } else if (counter != expected) {
+          shared.fail(mismatch("zmq counter", expected, counter));
+          checking = false;
+        } else {
+          sink += static_cast<std::uint8_t>(data[bytes - 1]);
+        }
+      }
+      ++expected;
+      // One message at a time: progress is announced per message (a store to a line that the
+      // producer reads only at the end of an iteration).
+      shared.consumed.store(expected, std::memory_order_release);  // pairs with wait_consumed()
+    }
+    zmq_msg_close(&msg);
+    zmq_close(sub);
+    benchmark::DoNotOptimize(sink);
+  };
+  run_one_to_one(state, Plan{n, n / 16}, bytes, produce, consume);
+  zmq_close(pub);
+  zmq_ctx_term(context);
+}
+BENCHMARK(BM_Zmq_OneToOne)
+    ->ArgNames({"bytes", "msgs"})
+    ->Args({64, std::int64_t{1} << 16})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+#endif
+
+}  // namespace
+
+BENCHMARK_MAIN();

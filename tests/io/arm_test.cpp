@@ -1,0 +1,232 @@
+// Subscriber::arm() and fd(): the edge trigger (one eventfd write per arming), when arming is refused,
+// what a subscriber that only polls costs, and tag filtering of wake-ups.
+#include "wake_test_support.hpp"
+
+namespace pushpoll::test {
+namespace {
+
+class Arm : public WakeTest {};
+INSTANTIATE_TEST_SUITE_P(Backends, Arm, ::testing::ValuesIn(all_configs()), ConfigName{});
+
+TEST_P(Arm, ManyMessagesWhileParkedWriteTheEventfdOnce) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("edge");
+  Subscriber sub = t.subscribe(Start::latest);
+  const int fd = sub.fd();
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(sub.arm()) << "nothing is unread: arming must succeed";
+  const WakeStats before = hub.wake_stats();
+
+  std::thread publisher([&t] {
+    for (std::uint64_t i = 0; i < 1000; ++i) t.publish(bytes_of(i));
+  });
+  publisher.join();
+
+  // Read the counter directly: poll()/arm() would drain it.
+  ASSERT_TRUE(readable(fd, 5000ms)) << "1,000 publishes to an armed subscriber wrote nothing";
+  // A background notifier may still be finishing a round: give a second write time to land.
+  std::this_thread::sleep_for(background() ? 50ms : 5ms);
+  EXPECT_EQ(read_counter(fd), 1u) << "edge-triggered: exactly one write per arming";
+  EXPECT_FALSE(readable(fd, 100ms)) << "a second write arrived after the first was read";
+  EXPECT_TRUE(eventually([&] { return hub.wake_stats().wakeups_sent > before.wakeups_sent; }));
+  EXPECT_EQ(hub.wake_stats().wakeups_sent - before.wakeups_sent, 1u);
+
+  std::uint64_t expect = 0;
+  for (;;) {
+    Batch b = sub.poll(4096);
+    if (b.empty()) break;
+    for (const Message& m : b) {
+      ASSERT_EQ(m.seq, expect);
+      ASSERT_EQ(word_of(m), expect);
+      ++expect;
+    }
+  }
+  EXPECT_EQ(expect, 1000u);
+}
+
+TEST_P(Arm, ReturnsFalseWhileMatchingMessagesAreUnread) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("refuse");
+  Subscriber sub = t.subscribe(Start::latest);
+  t.publish(bytes_of(std::uint64_t{7}));
+  const WakeStats before = hub.wake_stats();
+  EXPECT_FALSE(sub.arm()) << "a message is unread: the caller must poll, not sleep";
+  EXPECT_FALSE(sub.arm()) << "still unread";
+  EXPECT_EQ(hub.wake_stats().arms, before.arms) << "a refused arm() must not count as armed";
+  {
+    Batch b = sub.poll();
+    ASSERT_EQ(b.size(), 1u);
+  }
+  EXPECT_TRUE(sub.arm()) << "caught up: arming must succeed";
+  EXPECT_EQ(hub.wake_stats().arms, before.arms + 1);
+}
+
+TEST_P(Arm, ReturnsTrueOnAnEmptyTopic) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("empty");
+  Subscriber sub = t.subscribe(Start::oldest);
+  EXPECT_TRUE(sub.arm());
+}
+
+TEST_P(Arm, ArmingTwiceCountsOnceAndStillWritesOnce) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("twice");
+  Subscriber sub = t.subscribe(Start::latest);
+  const int fd = sub.fd();
+  const WakeStats before = hub.wake_stats();
+  ASSERT_TRUE(sub.arm());
+  ASSERT_TRUE(sub.arm()) << "already armed and nothing new: still armed";
+  EXPECT_EQ(hub.wake_stats().arms - before.arms, 1u);
+  t.publish(bytes_of(std::uint64_t{1}));
+  t.publish(bytes_of(std::uint64_t{2}));
+  ASSERT_TRUE(readable(fd, 5000ms));
+  std::this_thread::sleep_for(background() ? 50ms : 5ms);
+  EXPECT_EQ(read_counter(fd), 1u);
+}
+
+TEST_P(Arm, EveryArmingGetsItsOwnWakeUp) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("rearm");
+  Subscriber sub = t.subscribe(Start::latest);
+  const int fd = sub.fd();
+  for (std::uint64_t round = 0; round < 20; ++round) {
+    ASSERT_TRUE(sub.arm()) << "round " << round;
+    t.publish(bytes_of(round));
+    t.publish(bytes_of(round));
+    ASSERT_TRUE(readable(fd, 5000ms)) << "round " << round << ": the re-armed subscriber was not woken";
+    Batch b = sub.poll();  // drains the eventfd and clears the notification
+    ASSERT_EQ(b.size(), 2u) << "round " << round;
+  }
+  // The notifier counts a write after making it: let a background round finish counting.
+  EXPECT_TRUE(eventually([&] { return hub.wake_stats().wakeups_sent >= 20; }));
+  EXPECT_EQ(hub.wake_stats().wakeups_sent, 20u);
+}
+
+TEST_P(Arm, PollDrainsTheEventfd) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("drain");
+  Subscriber sub = t.subscribe(Start::latest);
+  const int fd = sub.fd();
+  ASSERT_TRUE(sub.arm());
+  t.publish(bytes_of(std::uint64_t{1}));
+  ASSERT_TRUE(readable(fd, 5000ms));
+  std::this_thread::sleep_for(background() ? 50ms : 5ms);
+  const WakeStats before = hub.wake_stats();
+  { Batch b = sub.poll(); EXPECT_EQ(b.size(), 1u); }
+  EXPECT_FALSE(readable(fd, 0ms)) << "poll() after a wake-up must leave the eventfd drained";
+  EXPECT_EQ(hub.wake_stats().subscriber_syscalls - before.subscriber_syscalls, 1u)
+      << "one read() to drain it";
+  { Batch b = sub.poll(); EXPECT_TRUE(b.empty()); }
+  EXPECT_EQ(hub.wake_stats().subscriber_syscalls - before.subscriber_syscalls, 1u)
+      << "no syscall to drain an eventfd that was not written";
+}
+
+TEST_P(Arm, FdIsNonBlockingAndCloseOnExec) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("flags");
+  Subscriber sub = t.subscribe(Start::latest);
+  const int fd = sub.fd();
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(sub.fd(), fd) << "fd() opens one eventfd and keeps it";
+  EXPECT_NE(::fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+  EXPECT_NE(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+}
+
+TEST_P(Arm, SubscriberThatOnlyPollsCostsThePublisherNothing) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("spin");
+  Subscriber sub = t.subscribe(Start::oldest);
+  constexpr std::uint64_t kMessages = 20'000;
+  std::thread publisher([&t] {
+    for (std::uint64_t i = 0; i < kMessages; ++i) t.publish(bytes_of(i));
+  });
+  std::uint64_t expect = 0;
+  const auto deadline = Clock::now() + 30s;
+  while (expect < kMessages && Clock::now() < deadline) {
+    for (const Message& m : sub.poll(1024)) {
+      ASSERT_EQ(m.seq, expect);
+      ++expect;
+    }
+  }
+  publisher.join();
+  EXPECT_EQ(expect, kMessages);
+  const WakeStats s = hub.wake_stats();
+  EXPECT_EQ(s.arms, 0u);
+  EXPECT_EQ(s.rounds, 0u) << "nobody armed: the publisher must not run the notifier";
+  EXPECT_EQ(s.wakeups_sent, 0u);
+  EXPECT_EQ(s.notifier_syscalls, 0u);
+  EXPECT_EQ(s.subscriber_syscalls, 0u);
+}
+
+// ---- tags -------------------------------------------------------------------------------------
+
+TEST_P(Arm, TagMaskedSubscriberIsWokenOnlyByItsTags) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("tags");
+  Subscriber sub = t.subscribe(Start::latest, std::uint64_t{1} << 5);
+  const int fd = sub.fd();
+  ASSERT_TRUE(sub.arm());
+  const WakeStats before = hub.wake_stats();
+  for (std::uint64_t i = 0; i < 3; ++i) t.publish(bytes_of(i), 3);
+  EXPECT_TRUE(eventually([&] { return hub.wake_stats().wakeups_skipped > before.wakeups_skipped; }))
+      << "the notifier must pass over a subscriber whose mask does not meet the tags";
+  EXPECT_FALSE(readable(fd, 50ms)) << "woken by tag 3 although the mask is 1 << 5";
+  EXPECT_TRUE(sub.arm()) << "tag-3 messages are no news to this subscriber: it stays armed";
+  EXPECT_FALSE(sub.wait(30ms)) << "only tag-3 messages are unread: wait() must time out";
+
+  std::thread publisher([&t] {
+    std::this_thread::sleep_for(20ms);
+    t.publish(bytes_of(std::uint64_t{100}), 3);
+    t.publish(bytes_of(std::uint64_t{105}), 5);
+    t.publish(bytes_of(std::uint64_t{103}), 3);
+  });
+  const auto t0 = Clock::now();
+  const bool pushed = sub.wait(10s);
+  publisher.join();
+  EXPECT_TRUE(pushed);
+  EXPECT_LT(Clock::now() - t0, 5s);
+  std::vector<std::uint64_t> words;
+  for (;;) {
+    Batch b = sub.poll();
+    if (b.end_seq() == b.first_seq()) break;
+    for (const Message& m : b) {
+      EXPECT_EQ(m.tag, 5u) << "poll() returned a message the mask excludes (seq " << m.seq << ")";
+      words.push_back(word_of(m));
+    }
+  }
+  EXPECT_EQ(words, std::vector<std::uint64_t>{105});
+}
+
+TEST_P(Arm, TagMaskedArmConsumesMessagesItSkips) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("skip");
+  Subscriber sub = t.subscribe(Start::latest, std::uint64_t{1} << 5);
+  t.publish(bytes_of(std::uint64_t{1}), 3);
+  t.publish(bytes_of(std::uint64_t{2}), 4);
+  EXPECT_TRUE(sub.arm()) << "no unread message matches 1 << 5: arming must succeed";
+  EXPECT_EQ(sub.cursor(), 2u) << "the skipped messages are consumed";
+  t.publish(bytes_of(std::uint64_t{3}), 5);
+  ASSERT_TRUE(readable(sub.fd(), 5000ms));
+  EXPECT_FALSE(sub.arm()) << "a matching message is unread";
+}
+
+TEST_P(Arm, SubscribersWithDifferentMasksAreWokenSeparately) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("masks");
+  Subscriber even = t.subscribe(Start::latest, 0x5555555555555555ull);
+  Subscriber odd = t.subscribe(Start::latest, 0xAAAAAAAAAAAAAAAAull);
+  const int even_fd = even.fd(), odd_fd = odd.fd();
+  ASSERT_TRUE(even.arm());
+  ASSERT_TRUE(odd.arm());
+  t.publish(bytes_of(std::uint64_t{1}), 1);
+  ASSERT_TRUE(readable(odd_fd, 5000ms));
+  EXPECT_FALSE(readable(even_fd, 50ms)) << "tag 1 woke the even-tag subscriber";
+  t.publish(bytes_of(std::uint64_t{2}), 2);
+  ASSERT_TRUE(readable(even_fd, 5000ms)) << "the even-tag subscriber stayed armed and must wake on tag 2";
+  std::this_thread::sleep_for(background() ? 50ms : 5ms);
+  EXPECT_EQ(read_counter(odd_fd), 1u);
+  EXPECT_EQ(read_counter(even_fd), 1u);
+}
+
+}  // namespace
+}  // namespace pushpoll::test

@@ -1,0 +1,347 @@
+// Subscriber::wait() and poll_wait(): timeouts, pushes, WaitOptions (minimum interval, spin before
+// park), and shutdown (closing a topic, destroying the hub) while threads wait.
+#include "wake_test_support.hpp"
+
+namespace pushpoll::test {
+namespace {
+
+class Wait : public WakeTest {};
+INSTANTIATE_TEST_SUITE_P(Backends, Wait, ::testing::ValuesIn(all_configs()), ConfigName{});
+
+TEST_P(Wait, TimesOutWhenNothingComes) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("quiet");
+  Subscriber sub = t.subscribe(Start::latest);
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(sub.wait(100ms));
+  const auto elapsed = Clock::now() - t0;
+  EXPECT_GE(elapsed, 100ms) << "returned before the timeout";
+  EXPECT_LT(elapsed, 3s) << "overslept the timeout";
+}
+
+TEST_P(Wait, ZeroTimeoutDoesNotBlock) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("zero");
+  Subscriber sub = t.subscribe(Start::latest);
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(sub.wait(0ns));
+  EXPECT_LT(Clock::now() - t0, 1s);
+  t.publish(bytes_of(std::uint64_t{1}));
+  EXPECT_TRUE(sub.wait(0ns));
+}
+
+TEST_P(Wait, ReturnsTrueAtOnceWhenMessagesAreWaiting) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("waiting");
+  Subscriber sub = t.subscribe(Start::latest);
+  t.publish(bytes_of(std::uint64_t{1}));
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(sub.wait(10s));
+  EXPECT_TRUE(sub.wait(kForever)) << "still unread: true again, at once";
+  EXPECT_LT(Clock::now() - t0, 1s) << "messages were waiting: wait() must not block";
+  Batch b = sub.poll();
+  EXPECT_EQ(b.size(), 1u);
+}
+
+TEST_P(Wait, ReturnsTrueWhenAPublisherPublishesLater) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("later");
+  Subscriber sub = t.subscribe(Start::latest);
+  Watchdog dog("Wait.ReturnsTrueWhenAPublisherPublishesLater");
+  for (const std::chrono::nanoseconds timeout : {std::chrono::nanoseconds(10s), kForever}) {
+    std::atomic<Clock::rep> published_at{0};
+    std::thread publisher([&] {
+      std::this_thread::sleep_for(50ms);
+      published_at = Clock::now().time_since_epoch().count();
+      t.publish(bytes_of(std::uint64_t{42}));
+    });
+    const auto t0 = Clock::now();
+    const bool pushed = sub.wait(timeout);
+    const auto returned = Clock::now();
+    publisher.join();
+    EXPECT_TRUE(pushed) << "timeout " << timeout.count();
+    EXPECT_GE(returned.time_since_epoch().count(), published_at.load()) << "returned before the publish";
+    EXPECT_LT(returned - t0, 5s);
+    Batch b = sub.poll();
+    ASSERT_EQ(b.size(), 1u);
+    EXPECT_EQ(word_of(*b.begin()), 42u);
+  }
+}
+
+TEST_P(Wait, PollWaitReturnsWhatWasPublishedWhileParked) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("poll_wait");
+  Subscriber sub = t.subscribe(Start::latest);
+  {
+    Batch b = sub.poll_wait(16, 20ms);
+    EXPECT_TRUE(b.empty()) << "nothing published: empty after the timeout";
+  }
+  std::thread publisher([&t] {
+    std::this_thread::sleep_for(20ms);
+    for (std::uint64_t i = 0; i < 3; ++i) t.publish(bytes_of(i));
+  });
+  std::vector<std::uint64_t> got;
+  const auto deadline = Clock::now() + 10s;
+  while (got.size() < 3 && Clock::now() < deadline) {
+    for (const Message& m : sub.poll_wait(16, 5s)) got.push_back(word_of(m));
+  }
+  publisher.join();
+  EXPECT_EQ(got, (std::vector<std::uint64_t>{0, 1, 2}));
+}
+
+TEST_P(Wait, WakeGroupMemberRefusesWait) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("member");
+  Subscriber sub = t.subscribe(Start::latest);
+  WakeGroup group(hub);
+  group.add(sub);
+  EXPECT_THROW((void)sub.wait(1ms), Error);
+  EXPECT_EQ(sub.fd(), group.fd()) << "a member's fd() is its group's eventfd";
+}
+
+// ---- WaitOptions ------------------------------------------------------------------------------
+
+TEST_P(Wait, MinimumIntervalSpacesWakeUpsWhileMessagesKeepComing) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("interval");
+  Subscriber sub = t.subscribe(Start::latest);
+  SettleOnExit settle_first(t);
+  sub.set_wait_options(WaitOptions{.spin = 0ns, .min_interval = 50ms});
+  std::atomic<bool> stop{false};
+  std::thread publisher([&] {
+    std::uint64_t i = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      t.publish(bytes_of(i++));
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  constexpr int kWakeUps = 6;
+  std::vector<Clock::time_point> called, returned;
+  std::uint64_t received = 0, batches = 0;
+  for (int k = 0; k < kWakeUps; ++k) {
+    called.push_back(Clock::now());
+    const bool pushed = sub.wait(10s);
+    returned.push_back(Clock::now());
+    EXPECT_TRUE(pushed);
+    Batch b = sub.poll(1 << 20);
+    received += b.size();
+    ++batches;
+  }
+  stop = true;
+  publisher.join();
+  for (std::size_t k = 1; k < returned.size(); ++k) {
+    // wake-up k - 1 happened after call k - 1 began; wake-up k at least 50 ms after wake-up k - 1.
+    EXPECT_GE(returned[k] - called[k - 1], 50ms) << "wake-ups " << k - 1 << " and " << k << " were too close";
+  }
+  EXPECT_GT(received, batches) << "pushes inside the interval should have coalesced into one wake-up";
+}
+
+TEST_P(Wait, SpinReturnsWithoutArmingWhenAMessageArrivesInTheWindow) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("spin");
+  Subscriber sub = t.subscribe(Start::latest);
+  sub.set_wait_options(WaitOptions{.spin = 1ms, .min_interval = 0ns});
+  EXPECT_EQ(sub.wait_options().spin, 1ms);
+  // A publisher thread spins until the subscriber is about to wait(), then publishes at once. On a
+  // loaded machine the scheduler may keep both threads on one CPU, and then the publisher only runs
+  // once the subscriber parks: after 1 s of attempts with a 1 ms spin, the spin grows to 20 ms,
+  // longer than a scheduler time slice. Without a spin, every attempt arms.
+  std::atomic<std::uint64_t> go{0};
+  std::atomic<bool> stop{false};
+  std::thread publisher([&] {
+    std::uint64_t done = 0;
+    while (!stop.load(std::memory_order_acquire)) {
+      if (go.load(std::memory_order_acquire) == done) continue;
+      ++done;
+      t.publish(bytes_of(done));
+    }
+  });
+  int without_arming = 0, attempts = 0;
+  const auto start = Clock::now();
+  const auto deadline = start + 5s;
+  while (without_arming == 0 && Clock::now() < deadline) {
+    ++attempts;
+    if (Clock::now() > start + 1s) sub.set_wait_options(WaitOptions{.spin = 20ms, .min_interval = 0ns});
+    const std::uint64_t arms = hub.wake_stats().arms;
+    go.fetch_add(1, std::memory_order_release);
+    const bool pushed = sub.wait(10s);
+    EXPECT_TRUE(pushed);
+    if (hub.wake_stats().arms == arms) ++without_arming;
+    // A background round left over from an earlier attempt may have pushed early: read on until
+    // this attempt's message is in.
+    std::size_t got = 0;
+    for (int k = 0; k < 10 && got == 0; ++k) got += sub.poll_wait(16, 1s).size();
+    EXPECT_EQ(got, 1u);
+  }
+  stop.store(true, std::memory_order_release);
+  publisher.join();
+  settle(t);
+  EXPECT_GT(without_arming, 0) << "wait() armed in all " << attempts
+                               << " attempts although the message came within the spin";
+}
+
+TEST_P(Wait, SpinGivesUpAndParksWhenNothingComes) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("spin_park");
+  Subscriber sub = t.subscribe(Start::latest);
+  sub.set_wait_options(WaitOptions{.spin = 1ms, .min_interval = 0ns});
+  const std::uint64_t arms = hub.wake_stats().arms;
+  std::thread publisher([&t] {
+    std::this_thread::sleep_for(50ms);
+    t.publish(bytes_of(std::uint64_t{1}));
+  });
+  EXPECT_TRUE(sub.wait(10s));
+  publisher.join();
+  EXPECT_EQ(hub.wake_stats().arms, arms + 1) << "after the spin, wait() must arm and park";
+}
+
+// ---- shutdown ---------------------------------------------------------------------------------
+
+TEST_P(Wait, TrueWhileUnreadMessagesRemainAfterCloseThenClosed) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("closing");
+  Subscriber sub = t.subscribe(Start::latest);
+  for (std::uint64_t i = 0; i < 3; ++i) t.publish(bytes_of(i));
+  t.close();
+  EXPECT_TRUE(sub.wait(kForever)) << "unread messages after close: true";
+  {
+    Batch b = sub.poll(2);
+    EXPECT_EQ(b.size(), 2u);
+  }
+  EXPECT_TRUE(sub.wait(1s)) << "one message still unread";
+  {
+    Batch b = sub.poll();
+    EXPECT_EQ(b.size(), 1u);
+  }
+  EXPECT_THROW((void)sub.wait(kForever), Closed);
+  EXPECT_THROW((void)sub.wait(10ms), Closed) << "a timeout does not turn Closed into false";
+  EXPECT_FALSE(sub.arm()) << "nothing to arm for on a closed topic";
+}
+
+TEST_P(Wait, CloseWakesEveryThreadWaitingWithoutTimeout) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("close_wakes");
+  constexpr int kWaiters = 4;
+  Watchdog dog("Wait.CloseWakesEveryThreadWaitingWithoutTimeout");
+  std::atomic<int> closed{0}, pushes{0};
+  // The subscribers outlive their threads: the closing round may still be writing the eventfds
+  // of the others when the first waiter returns.
+  std::vector<Subscriber> subs;
+  for (int i = 0; i < kWaiters; ++i) subs.push_back(t.subscribe(Start::latest));
+  std::vector<std::thread> threads;
+  const std::uint64_t arms = hub.wake_stats().arms;
+  for (int i = 0; i < kWaiters; ++i) {
+    threads.emplace_back([&, i] {
+      Subscriber& sub = subs[static_cast<std::size_t>(i)];
+      try {
+        for (;;) {
+          if (sub.wait(kForever)) pushes.fetch_add(1);
+          Batch b = sub.poll();
+        }
+      } catch (const Closed&) {
+        closed.fetch_add(1);
+      }
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return hub.wake_stats().arms >= arms + kWaiters; }, 10s));
+  std::this_thread::sleep_for(20ms);  // let them reach the blocking call
+  t.close();
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(closed.load(), kWaiters) << "every waiter must end with Closed";
+}
+
+TEST_P(Wait, ThreadsWaitingOnUnreadMessagesDrainThemAfterClose) {
+  TestHub hub(hub_options());
+  Topic& t = hub.topic("close_drain");
+  constexpr int kWaiters = 3;
+  constexpr std::uint64_t kMessages = 5;
+  Watchdog dog("Wait.ThreadsWaitingOnUnreadMessagesDrainThemAfterClose");
+  std::atomic<std::uint64_t> received{0};
+  std::atomic<int> closed{0};
+  std::atomic<bool> go{false};
+  std::vector<Subscriber> subs;
+  for (int i = 0; i < kWaiters; ++i) subs.push_back(t.subscribe(Start::latest));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kWaiters; ++i) {
+    threads.emplace_back([&, i] {
+      Subscriber& sub = subs[static_cast<std::size_t>(i)];
+      while (!go.load()) std::this_thread::yield();
+      try {
+        for (;;) {
+          if (!sub.wait(kForever)) continue;
+          Batch b = sub.poll(1);  // one at a time: wait() must keep saying true while any remain
+          received.fetch_add(b.size());
+        }
+      } catch (const Closed&) {
+        closed.fetch_add(1);
+      }
+    });
+  }
+  for (std::uint64_t i = 0; i < kMessages; ++i) t.publish(bytes_of(i));
+  t.close();
+  go = true;
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(closed.load(), kWaiters);
+  EXPECT_EQ(received.load(), kWaiters * kMessages) << "Closed came before every message was read";
+}
+
+TEST_P(Wait, DestroyingTheHubWakesAWaiterThatOwnsItsSubscriber) {
+  auto hub = std::make_unique<TestHub>(hub_options());
+  Topic& t = hub->topic("hub_gone");
+  Watchdog dog("Wait.DestroyingTheHubWakesAWaiterThatOwnsItsSubscriber");
+  std::atomic<bool> subscribed{false}, closed{false}, destroyed{false};
+  std::atomic<int> pushes{0};
+  std::thread waiter([&] {
+    {
+      Subscriber sub = t.subscribe(Start::latest);
+      subscribed = true;
+      try {
+        for (;;) {
+          if (sub.wait(kForever)) {
+            pushes.fetch_add(1);
+            Batch b = sub.poll();
+          }
+        }
+      } catch (const Closed&) {
+        closed = true;
+      }
+      // The hub is gone here: the subscriber keeps its topic alive and unsubscribes cleanly.
+      EXPECT_TRUE(sub.topic().closed());
+    }
+    destroyed = true;
+  });
+  ASSERT_TRUE(eventually([&] { return subscribed.load() && hub->wake_stats().arms >= 1; }, 10s));
+  std::this_thread::sleep_for(20ms);
+  hub.reset();
+  waiter.join();
+  EXPECT_TRUE(closed.load()) << "the waiter must see Closed";
+  EXPECT_TRUE(destroyed.load());
+  EXPECT_LE(pushes.load(), 1) << "at most the close's own push before Closed";
+}
+
+TEST_P(Wait, DestroyingTheHubEndsAWaitWithTimeoutToo) {
+  auto hub = std::make_unique<TestHub>(hub_options());
+  Topic& t = hub->topic("hub_gone_timeout");
+  Watchdog dog("Wait.DestroyingTheHubEndsAWaitWithTimeoutToo");
+  std::atomic<bool> ready{false}, closed{false};
+  std::chrono::nanoseconds waited{0};
+  std::thread waiter([&] {
+    Subscriber sub = t.subscribe(Start::latest);
+    ready = true;
+    const auto t0 = Clock::now();
+    try {
+      for (;;) (void)sub.wait(30s);
+    } catch (const Closed&) {
+      closed = true;
+    }
+    waited = Clock::now() - t0;
+  });
+  ASSERT_TRUE(eventually([&] { return ready.load() && hub->wake_stats().arms >= 1; }, 10s));
+  hub.reset();
+  waiter.join();
+  EXPECT_TRUE(closed.load());
+  EXPECT_LT(waited, 10s) << "the waiter slept through the close until its timeout";
+}
+
+}  // namespace
+}  // namespace pushpoll::test

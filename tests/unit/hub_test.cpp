@@ -1,0 +1,197 @@
+// pushpoll/hub.hpp: topics by name, option conflicts, close, and the memory provider seam.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+namespace pushpoll {
+namespace {
+
+using test::bytes_of;
+using test::small_topic;
+
+TEST(Hub, SameNameAndSameOptionsReturnTheSameTopic) {
+  Hub hub;
+  Topic& a = hub.topic("trades", small_topic());
+  Topic& b = hub.topic("trades", small_topic());
+  EXPECT_EQ(&a, &b);
+  EXPECT_EQ(a.name(), "trades");
+  a.publish(bytes_of("one"));
+  EXPECT_EQ(b.head(), 1u);
+}
+
+TEST(Hub, NameWithoutOptionsReturnsTheExistingTopicWhateverItsOptions) {
+  Hub hub;
+  Topic& a = hub.topic("t", small_topic(8192, Overflow::overwrite));
+  EXPECT_EQ(&hub.topic("t"), &a);
+  EXPECT_EQ(hub.topic("t").options().capacity, 8192u);
+}
+
+TEST(Hub, NameWithoutOptionsCreatesATopicWithDefaultOptions) {
+  Hub hub;
+  Topic& t = hub.topic("fresh");
+  EXPECT_TRUE(t.options().same_as(TopicOptions{}));
+  EXPECT_EQ(&hub.topic("fresh", TopicOptions{}), &t);
+}
+
+TEST(Hub, SameNameWithOtherOptionsThrowsErrorNamingBoth) {
+  Hub hub;
+  (void)hub.topic("prices", small_topic(4096));
+  std::string what;
+  try {
+    (void)hub.topic("prices", small_topic(8192));
+    ADD_FAILURE() << "no throw";
+  } catch (const Error& e) {
+    what = e.what();
+  }
+  EXPECT_NE(what.find("'prices'"), std::string::npos) << what;
+  EXPECT_NE(what.find("capacity=4096"), std::string::npos) << what;
+  EXPECT_NE(what.find("capacity=8192"), std::string::npos) << what;
+}
+
+TEST(Hub, EveryOptionThatDiffersMakesTheLookupThrow) {
+  const std::vector<std::function<void(TopicOptions&)>> changes = {
+      [](TopicOptions& o) { o.capacity = 8192; },
+      [](TopicOptions& o) { o.max_message = 100; },
+      [](TopicOptions& o) { o.overflow = Overflow::overwrite; },
+      [](TopicOptions& o) { o.publish_timeout = std::chrono::milliseconds(5); },
+      [](TopicOptions& o) { o.stall_timeout = std::chrono::milliseconds(5); },
+      [](TopicOptions& o) { o.max_subscribers = 3; },
+      [](TopicOptions& o) { o.single_producer = true; },
+  };
+  Hub hub;
+  const TopicOptions base = small_topic();
+  Topic& t = hub.topic("t", base);
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    TopicOptions other = base;
+    changes[i](other);
+    EXPECT_THROW((void)hub.topic("t", other), Error) << "change #" << i;
+  }
+  EXPECT_EQ(&hub.topic("t", base), &t);
+}
+
+TEST(Hub, InvalidOptionsThrowErrorAndCreateNothing) {
+  Hub hub;
+  TopicOptions opt;
+  opt.capacity = 4095;
+  EXPECT_THROW((void)hub.topic("bad", opt), Error);
+  EXPECT_EQ(hub.find("bad"), nullptr);
+  EXPECT_TRUE(hub.topic_names().empty());
+}
+
+TEST(Hub, FindAndTopicNamesSeeOnlyCreatedTopics) {
+  Hub hub;
+  EXPECT_EQ(hub.find("a"), nullptr);
+  Topic& b = hub.topic("b", small_topic());
+  Topic& a = hub.topic("a", small_topic());
+  EXPECT_EQ(hub.find("a"), &a);
+  EXPECT_EQ(hub.find("b"), &b);
+  EXPECT_EQ(hub.find("c"), nullptr);
+  EXPECT_EQ(hub.topic_names(), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(Hub, TopicsAreIndependent) {
+  Hub hub;
+  Topic& a = hub.topic("a", small_topic());
+  Topic& b = hub.topic("b", small_topic());
+  a.publish(bytes_of("to a"));
+  a.publish(bytes_of("to a"));
+  EXPECT_EQ(b.publish(bytes_of("to b")), 0u);
+  EXPECT_EQ(a.head(), 2u);
+  EXPECT_EQ(b.head(), 1u);
+}
+
+TEST(Hub, CloseClosesEveryTopicAndRefusesNewOnes) {
+  Hub hub;
+  Topic& a = hub.topic("a", small_topic());
+  Subscriber sub = a.subscribe();
+  a.publish(bytes_of("kept"));
+  hub.close();
+  hub.close();  // idempotent
+  EXPECT_TRUE(a.closed());
+  EXPECT_THROW((void)hub.topic("a", small_topic()), Closed);
+  EXPECT_THROW((void)hub.topic("new"), Closed);
+  EXPECT_THROW(a.publish(bytes_of("x")), Closed);
+  // What was retained can still be read.
+  const auto got = test::drain(sub);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(test::text_of(got[0].data), "kept");
+}
+
+// Counts what the hub asks of its memory provider.
+class CountingMemory final : public MemoryProvider {
+ public:
+  void* allocate(std::size_t bytes, std::size_t alignment) override {
+    ++allocations;
+    last_bytes = bytes;
+    last_alignment = alignment;
+    last_region = static_cast<std::byte*>(heap.allocate(bytes, alignment));
+    return last_region;
+  }
+  void deallocate(void* region, std::size_t bytes, std::size_t alignment) noexcept override {
+    ++deallocations;
+    EXPECT_EQ(bytes, last_bytes);
+    EXPECT_EQ(alignment, last_alignment);
+    heap.deallocate(region, bytes, alignment);
+  }
+  HeapMemory heap;
+  int allocations = 0;
+  int deallocations = 0;
+  std::size_t last_bytes = 0;
+  std::size_t last_alignment = 0;
+  std::byte* last_region = nullptr;
+};
+
+TEST(Hub, TopicRegionsComeFromTheMemoryProviderAndGoBackToIt) {
+  auto memory = std::make_shared<CountingMemory>();
+  {
+    HubOptions options;
+    options.memory = memory;
+    Hub hub(options);
+    Topic& t = hub.topic("t", small_topic(8192));
+    EXPECT_EQ(memory->allocations, 1);
+    EXPECT_GE(memory->last_bytes, 8192u);
+    // The whole ring (records included) lies inside the provided region.
+    const std::byte* records = t.ring().at(0);
+    EXPECT_GE(records, memory->last_region);
+    EXPECT_LE(records + t.ring().capacity(), memory->last_region + memory->last_bytes);
+    t.publish(bytes_of("x"));
+    EXPECT_EQ(memory->deallocations, 0);
+  }
+  EXPECT_EQ(memory->deallocations, 1);
+}
+
+TEST(Hub, SubscriberOutlivingItsHubStillReadsWhatWasRetained) {
+  auto hub = std::make_unique<Hub>();
+  Topic& t = hub->topic("t", small_topic());
+  Subscriber sub = t.subscribe();
+  t.publish(bytes_of("before the end"));
+  hub.reset();  // closes the topic; the subscriber keeps its memory alive
+  EXPECT_TRUE(sub.topic().closed());
+  EXPECT_THROW(sub.topic().publish(bytes_of("x")), Closed);
+  const auto got = test::drain(sub);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(test::text_of(got[0].data), "before the end");
+}
+
+#ifndef NDEBUG
+TEST(HubDeathTest, ClaimOutlivingItsHubIsCaughtInDebugBuilds) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto hub = std::make_unique<Hub>();
+        Claim c = hub->topic("t", small_topic()).claim(8);
+        hub.reset();
+      },
+      "outlived its Hub");
+}
+#endif
+
+}  // namespace
+}  // namespace pushpoll
