@@ -8,7 +8,7 @@ PRESET    := $(if $(CI),ci,default)
 BUILD     := build/$(PRESET)
 export CMAKE_BUILD_PARALLEL_LEVEL := $(JOBS)
 
-.PHONY: all deps build run test test-cpp test-tsan test-asan test-python bench stress clean help
+.PHONY: all deps build run test test-cpp test-tsan test-asan test-python bench bench-report stress clean help
 
 all: build
 
@@ -16,6 +16,7 @@ help:
 	@echo "make run      build and run the main job (load-test harness, default scenario)"
 	@echo "make test     build and run every test: unit, stress, TSan, Python (installs deps)"
 	@echo "make bench    Google Benchmark suites (Release build)"
+	@echo "make bench-report  regenerate docs/benchmarks.md from a fresh harness run"
 	@echo "make stress   long stress and soak runs (also under TSan)"
 	@echo "make test-asan  the suites under AddressSanitizer + UBSan"
 
@@ -26,8 +27,12 @@ build: deps
 	cmake --preset $(PRESET) >/dev/null
 	cmake --build --preset $(PRESET)
 
-run: build
-	$(BUILD)/examples/pushpoll_quickstart
+# The main job: the load-test harness on its default scenario (about half a minute on 2 cores),
+# ending with the side-by-side table of push-to-poll against the designs it replaces.
+run: deps
+	cmake --preset bench >/dev/null
+	cmake --build --preset bench --target pushpoll_bench_harness
+	build/bench/bench/harness/pushpoll-bench --scenario default
 
 test: test-cpp test-tsan test-python
 	@echo "make test: all suites passed"
@@ -55,6 +60,14 @@ bench: deps
 	cmake --preset bench >/dev/null
 	cmake --build --preset bench
 	build/bench/bench/pushpoll_ring_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+	build/bench/bench/pushpoll_wake_bench
+
+# Regenerates docs/benchmarks.md (tables and plots) from a fresh run. On a shared machine,
+# REPORT_ARGS="--realtime --nice -10" (root) shields the run from other load.
+bench-report: deps
+	cmake --preset bench >/dev/null
+	cmake --build --preset bench --target pushpoll_bench_harness
+	$(PY) bench/report.py --bench build/bench/bench/harness/pushpoll-bench $(REPORT_ARGS)
 
 stress: deps
 	cmake --preset $(PRESET) >/dev/null && cmake --build --preset $(PRESET)
