@@ -19,25 +19,21 @@ using detail::kWakeNotified;
 
 namespace {
 
-/// Drains a write that was still in flight when the notification was taken.
-void retry_drain(detail::SubscriberCore& c) noexcept {
-  detail::Notifier* n = c.topic->notifier();
-  n->count_subscriber_syscall();
-  if (n->drain(c.own_fd)) c.undrained = false;
-}
-
 void take_notification(detail::SubscriberCore& c) noexcept {
-  auto& slot = c.ring.slot(c.slot);
   // Relaxed: only this subscriber moves its slot out of `notified`.
-  if (slot.wake.load(std::memory_order_relaxed) == kWakeNotified) {
-    slot.wake.store(kWakeIdle, std::memory_order_relaxed);
-    // A group member's wake-up went to the group's eventfd, which the group drains.
-    if (c.group == nullptr && c.own_fd >= 0) c.undrained = true;
+  c.ring.slot(c.slot).wake.store(kWakeIdle, std::memory_order_relaxed);
+  // A group member's wake-up went to the group's eventfd, which the group drains.
+  if (c.group == nullptr && c.own_fd >= 0) {
+    detail::Notifier* n = c.topic->notifier();
+    n->count_subscriber_syscall();
+    if (n->drain(c.own_fd)) return;
+    // The notifier wins armed -> notified before it writes, so the write may not have landed yet.
+    // Left alone, it would land after this drain and keep a level-triggered event loop on a stale
+    // readiness: wait until no round runs on the topic (the write has landed), then drain again.
+    c.topic->quiesce_notifier();
+    n->count_subscriber_syscall();
+    (void)n->drain(c.own_fd);
   }
-  // The notifier wins armed -> notified before it writes: the write may not have landed yet. Left
-  // alone, it would land after this drain and keep a level-triggered event loop on a stale
-  // readiness, so `undrained` makes the next poll()/arm() drain again until it has.
-  if (c.undrained) retry_drain(c);
 }
 
 void disarm(detail::SubscriberCore& c) noexcept {
@@ -113,7 +109,7 @@ ArmStep arm_begin(detail::SubscriberCore& c) {
   auto& s = c.ring.state();
   // Relaxed: our own slot; only the notifier can move it (armed -> notified), and we re-read it.
   std::uint32_t w = slot.wake.load(std::memory_order_relaxed);
-  if (w == kWakeNotified || c.undrained) {
+  if (w == kWakeNotified) {
     take_notification(c);
     w = kWakeIdle;
   }
@@ -122,9 +118,6 @@ ArmStep arm_begin(detail::SubscriberCore& c) {
     return ArmStep::ready;
   }
   if (w == kWakeArmed) return ArmStep::armed;
-  // A wake-up still in flight will make the fd readable: that serves as this arming (the next
-  // poll or arm drains it, and a real arming follows).
-  if (c.undrained) return ArmStep::armed;
   // SYNC(arm), subscriber side: announce; the caller runs the heavy barrier, then arm_finish().
   slot.wake.store(kWakeArmed, std::memory_order_seq_cst);
   // seq_cst exchange: either the notifier, which stores queued = 0 before reading `wake`, sees
@@ -219,7 +212,6 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
     }
     // Readable but not notified: a write from an earlier arming landed late. Drain and re-arm.
     (void)n->drain(c.own_fd);
-    c.undrained = false;
     n->count_subscriber_syscall();
   }
 }
@@ -241,6 +233,7 @@ WakeGroup::WakeGroup(Hub& hub) : notifier_(hub.notifier()) {
 WakeGroup::~WakeGroup() {
   for (detail::SubscriberCore* c : members_) {
     if (c == nullptr) continue;
+    disarm(*c);  // a pending notification went to our fd: take it while it is still a member
     c->group = nullptr;
     // Relaxed: as in Subscriber::fd().
     c->ring.slot(c->slot).fd.store(c->own_fd, std::memory_order_relaxed);

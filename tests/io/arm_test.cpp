@@ -9,7 +9,7 @@ class Arm : public WakeTest {};
 INSTANTIATE_TEST_SUITE_P(Backends, Arm, ::testing::ValuesIn(all_configs()), ConfigName{});
 
 TEST_P(Arm, ManyMessagesWhileParkedWriteTheEventfdOnce) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("edge");
   Subscriber sub = t.subscribe(Start::latest);
   const int fd = sub.fd();
@@ -45,7 +45,7 @@ TEST_P(Arm, ManyMessagesWhileParkedWriteTheEventfdOnce) {
 }
 
 TEST_P(Arm, ReturnsFalseWhileMatchingMessagesAreUnread) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("refuse");
   Subscriber sub = t.subscribe(Start::latest);
   t.publish(bytes_of(std::uint64_t{7}));
@@ -62,14 +62,14 @@ TEST_P(Arm, ReturnsFalseWhileMatchingMessagesAreUnread) {
 }
 
 TEST_P(Arm, ReturnsTrueOnAnEmptyTopic) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("empty");
   Subscriber sub = t.subscribe(Start::oldest);
   EXPECT_TRUE(sub.arm());
 }
 
 TEST_P(Arm, ArmingTwiceCountsOnceAndStillWritesOnce) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("twice");
   Subscriber sub = t.subscribe(Start::latest);
   const int fd = sub.fd();
@@ -85,7 +85,7 @@ TEST_P(Arm, ArmingTwiceCountsOnceAndStillWritesOnce) {
 }
 
 TEST_P(Arm, EveryArmingGetsItsOwnWakeUp) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("rearm");
   Subscriber sub = t.subscribe(Start::latest);
   const int fd = sub.fd();
@@ -103,7 +103,7 @@ TEST_P(Arm, EveryArmingGetsItsOwnWakeUp) {
 }
 
 TEST_P(Arm, PollDrainsTheEventfd) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("drain");
   Subscriber sub = t.subscribe(Start::latest);
   const int fd = sub.fd();
@@ -122,7 +122,7 @@ TEST_P(Arm, PollDrainsTheEventfd) {
 }
 
 TEST_P(Arm, FdIsNonBlockingAndCloseOnExec) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("flags");
   Subscriber sub = t.subscribe(Start::latest);
   const int fd = sub.fd();
@@ -133,7 +133,7 @@ TEST_P(Arm, FdIsNonBlockingAndCloseOnExec) {
 }
 
 TEST_P(Arm, SubscriberThatOnlyPollsCostsThePublisherNothing) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("spin");
   Subscriber sub = t.subscribe(Start::oldest);
   constexpr std::uint64_t kMessages = 20'000;
@@ -161,7 +161,7 @@ TEST_P(Arm, SubscriberThatOnlyPollsCostsThePublisherNothing) {
 // ---- tags -------------------------------------------------------------------------------------
 
 TEST_P(Arm, TagMaskedSubscriberIsWokenOnlyByItsTags) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("tags");
   Subscriber sub = t.subscribe(Start::latest, std::uint64_t{1} << 5);
   const int fd = sub.fd();
@@ -198,7 +198,7 @@ TEST_P(Arm, TagMaskedSubscriberIsWokenOnlyByItsTags) {
 }
 
 TEST_P(Arm, TagMaskedArmConsumesMessagesItSkips) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("skip");
   Subscriber sub = t.subscribe(Start::latest, std::uint64_t{1} << 5);
   t.publish(bytes_of(std::uint64_t{1}), 3);
@@ -211,7 +211,7 @@ TEST_P(Arm, TagMaskedArmConsumesMessagesItSkips) {
 }
 
 TEST_P(Arm, SubscribersWithDifferentMasksAreWokenSeparately) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("masks");
   Subscriber even = t.subscribe(Start::latest, 0x5555555555555555ull);
   Subscriber odd = t.subscribe(Start::latest, 0xAAAAAAAAAAAAAAAAull);

@@ -118,7 +118,7 @@ void serve_with_epoll(std::vector<Subscriber>& subs, std::size_t begin, std::siz
 
 void fan_out_through_epoll(const HubOptions& options, std::size_t subscribers, std::size_t threads,
                            std::uint64_t messages, bool edge) {
-  TestHub hub(options);
+  Hub hub(options);
   Topic& t = hub.topic("fanout");
   std::vector<Subscriber> subs;
   subs.reserve(subscribers);
@@ -132,7 +132,6 @@ void fan_out_through_epoll(const HubOptions& options, std::size_t subscribers, s
   }
   publish_paced(t, run, subscribers, messages, dog);
   for (auto& th : servers) th.join();
-  settle(t);
   EXPECT_EQ(run.errors.load(), 0u) << run.first_error;
   EXPECT_EQ(run.delivered.load(), subscribers * messages);
   for (std::size_t i = 0; i < subscribers; ++i) {
@@ -158,7 +157,7 @@ TEST_P(FanOut, TenThousandSubscribersOnEpollSeeEveryMessage) {
 // ---- wake groups ------------------------------------------------------------------------------
 
 /// One serving thread with a wake group of subscribers [begin, end). The group is created by the
-/// test and outlives the thread (it is destroyed once the notifier has settled).
+/// test and handed to the thread.
 void serve_with_group(WakeGroup& group, std::vector<Subscriber>& subs, std::size_t begin,
                       std::size_t end, std::uint64_t messages, FanOutRun& run, Watchdog& dog) {
   for (std::size_t i = begin; i < end; ++i) {
@@ -188,7 +187,7 @@ void serve_with_group(WakeGroup& group, std::vector<Subscriber>& subs, std::size
 
 TEST_P(FanOut, ThousandSubscribersInTwoWakeGroupsSeeEveryMessage) {
   if (const std::string why = ensure_descriptors(1100); !why.empty()) GTEST_SKIP() << why;
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("groups");
   constexpr std::size_t kSubscribers = 1000;
   const std::uint64_t messages = kTsan ? 10 : 30;
@@ -202,13 +201,12 @@ TEST_P(FanOut, ThousandSubscribersInTwoWakeGroupsSeeEveryMessage) {
   publish_paced(t, run, kSubscribers, messages, dog);
   a.join();
   b.join();
-  settle(t);
   EXPECT_EQ(run.errors.load(), 0u) << run.first_error;
   EXPECT_EQ(run.delivered.load(), kSubscribers * messages);
 }
 
 TEST_P(FanOut, WakingThousandParkedSubscribersInTwoGroupsCostsTwoWrites) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("group_cost");
   constexpr std::size_t kSubscribers = 1000;
   std::vector<Subscriber> subs;
@@ -252,7 +250,7 @@ TEST_P(FanOut, WakingThousandParkedSubscribersInTwoGroupsCostsTwoWrites) {
 }
 
 TEST_P(FanOut, WakeGroupWaitTimesOutAndReportsMembersWithUnreadMessages) {
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("group_wait");
   std::vector<Subscriber> subs;
   for (int i = 0; i < 3; ++i) subs.push_back(t.subscribe(Start::latest, std::uint64_t{1} << i));

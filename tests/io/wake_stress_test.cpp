@@ -2,11 +2,12 @@
 // wake-up leaves every thread asleep; the watchdog then aborts the run with a message, so a hang
 // is a failure, never a stuck CI job.
 //
-// Litmus style (RoundStart): each round, publisher and subscriber leave a start line together; the
-// subscriber polls, arms, re-checks and sleeps while the publisher publishes after a random delay
-// of 0 to 2 us, so the publish lands before, inside or after the subscriber's arming. Paced style
-// (the others): the publisher publishes once the subscribers have read what came before, so they
-// are parked and armed (through publishes of tags they skip, too).
+// Litmus style (RoundStart, most tests): each round, publishers and subscribers leave a start line
+// together, pinned to different CPUs; the subscriber polls, arms, re-checks and sleeps while the
+// publisher publishes after a random delay of 0 to 2 us (sometimes more), so the publish lands
+// before, inside or after the subscriber's arming. Paced style (TagMaskedSubscribersParked...):
+// the publisher publishes once the subscribers have read what came before, so they stay parked
+// and armed through publishes of tags they skip. CloseRacing...: close() at a random moment.
 //
 // Allowed: a wait() that returns true with nothing new (a spurious push); an empty poll after it.
 // Forbidden: any thread asleep while a message it matches is unread (the watchdog fires); a message
@@ -92,7 +93,7 @@ inline void await_at_least(const std::atomic<std::uint64_t>& value, std::uint64_
 
 TEST_P(WakeStress, PublishRacingAnArmingSubscriberIsNeverLost) {
   const std::uint64_t rounds = rounds_for(20'000);
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("one_one");
   std::atomic<std::uint64_t> errors{0};
   Watchdog dog("WakeStress.PublishRacingAnArmingSubscriberIsNeverLost/" + config_name(GetParam()));
@@ -141,7 +142,7 @@ TEST_P(WakeStress, PublishRacingAnArmingSubscriberIsNeverLost) {
 
 TEST_P(WakeStress, PublishRacingAnExternalLoopBlockedOnTheEventfdIsNeverLost) {
   const std::uint64_t rounds = rounds_for(20'000);
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("external");
   std::atomic<std::uint64_t> errors{0};
   Watchdog dog("WakeStress.PublishRacingAnExternalLoopBlockedOnTheEventfdIsNeverLost/" +
@@ -201,7 +202,7 @@ TEST_P(WakeStress, PublishersRacingArmingSubscribersLoseNothing) {
   // (sleeping without timeout) until it has both, in per-publisher order.
   constexpr std::uint32_t kPublishers = 2, kSubscribers = 2;
   const std::uint64_t rounds = rounds_for(5'000);
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("many_many");
   std::atomic<std::uint64_t> errors{0};
   Watchdog dog("WakeStress.PublishersRacingArmingSubscribersLoseNothing/" + config_name(GetParam()));
@@ -261,7 +262,7 @@ TEST_P(WakeStress, TagMaskedSubscriberRacingSkippedTagsWakesOnlyForItsOwn) {
   // delay. Subscriber A takes only tag 5: it arms, the tag-3 publish passes it over (it stays
   // armed), and the tag-5 publish must wake it. Subscriber B takes every tag.
   const std::uint64_t rounds = rounds_for(5'000);
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("tag_race");
   std::atomic<std::uint64_t> errors{0};
   Watchdog dog("WakeStress.TagMaskedSubscriberRacingSkippedTagsWakesOnlyForItsOwn/" +
@@ -323,7 +324,7 @@ TEST_P(WakeStress, TagMaskedSubscribersParkedThroughSkippedTagsAreWokenByTheirOw
   constexpr unsigned kTags = 6;
   const std::uint64_t masks[kSubscribers] = {0b11, 0b100, kAllTags};
   const std::uint64_t rounds = rounds_for(20'000);
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& t = hub.topic("tags");
   std::array<std::atomic<std::uint64_t>, kSubscribers> read{};  // matching messages read
   for (auto& v : read) v.store(0);
@@ -390,7 +391,7 @@ TEST_P(WakeStress, PublishRacingWakeGroupsArmingTheirMembersIsNeverLost) {
   // each group (member 0's, after it read the last message) races the publish that must wake it.
   constexpr std::uint32_t kThreads = 2, kMembers = 3;
   const std::uint64_t rounds = rounds_for(5'000);
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Topic& quiet = hub.topic("quiet");
   std::array<Topic*, kThreads> own{};
   std::atomic<std::uint64_t> errors{0};
@@ -451,7 +452,7 @@ TEST_P(WakeStress, CloseRacingSubscribersThatGoToSleep) {
   // random moment. Every subscriber must end with Closed.
   const std::uint64_t rounds = rounds_for(1'000);
   constexpr int kSubscribers = 2;
-  TestHub hub(hub_options());
+  Hub hub(hub_options());
   Watchdog dog("WakeStress.CloseRacingSubscribersThatGoToSleep/" + config_name(GetParam()));
   Jitter jitter(5);
   std::atomic<int> closed{0};
@@ -460,14 +461,11 @@ TEST_P(WakeStress, CloseRacingSubscribersThatGoToSleep) {
   small.max_subscribers = 4;
   for (std::uint64_t round = 0; round < rounds; ++round) {
     Topic& t = hub.topic("close" + std::to_string(round), small);
-    // The subscribers outlive their threads: the closing round may still be writing their
-    // eventfds when a waiter that saw the close first returns.
-    std::vector<Subscriber> subs;
-    for (int s = 0; s < kSubscribers; ++s) subs.push_back(t.subscribe(Start::latest));
     std::vector<std::thread> threads;
     for (int s = 0; s < kSubscribers; ++s) {
-      threads.emplace_back([&, s] {
-        Subscriber& sub = subs[static_cast<std::size_t>(s)];
+      // Each waiter drops its subscriber as soon as it sees Closed, while the closing round may
+      // still be writing the other's eventfd.
+      threads.emplace_back([&, sub = t.subscribe(Start::latest)]() mutable {
         try {
           for (;;) {
             (void)sub.wait(kForever);

@@ -1,6 +1,6 @@
 // Helpers for the wake-up suites: the backend x mode parameters, a watchdog that turns a hang into a
 // failure, direct eventfd access, descriptor counting, environment guards, CPU pinning, and
-// settling the notifier before teardown.
+// waiting for the notifier to settle.
 #pragma once
 #include <dirent.h>
 #include <fcntl.h>
@@ -16,7 +16,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <memory>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -129,35 +128,6 @@ struct ConfigName {
   std::string operator()(const ::testing::TestParamInfo<WakeConfig>& info) const {
     return config_name(info.param);
   }
-};
-
-// ---- hubs -------------------------------------------------------------------------------------
-
-/// Holds a reference to a hub's notifier and, on destruction, drops it once it is the last one.
-struct NotifierKeeper {
-  std::shared_ptr<detail::Notifier> keep;
-  NotifierKeeper() = default;
-  NotifierKeeper(const NotifierKeeper&) = delete;
-  NotifierKeeper& operator=(const NotifierKeeper&) = delete;
-  ~NotifierKeeper() {
-    // Every topic and wake group holds a reference: once only ours is left, none of them is alive,
-    // and the background thread (if any) holds none, so this thread destroys the notifier and
-    // joins that thread. Bounded: a test that leaks a topic must not hang here.
-    const auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (keep && keep.use_count() > 1 && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-  }
-};
-
-/// A Hub whose notifier is destroyed by the thread that destroys the hub (or its last subscriber),
-/// never by the background notifier thread. Left to the library, the background thread may drop
-/// the last reference and join itself (std::terminate): a known bug, demonstrated by
-/// NotifierBackground.DISABLED_LastSubscriberLeavingAfterTheHubNeverKillsTheProcess. Tests that
-/// are not about it use TestHub.
-class TestHub : private NotifierKeeper, public Hub {
- public:
-  explicit TestHub(HubOptions options) : Hub(std::move(options)) { keep = notifier(); }
 };
 
 // ---- eventfds ---------------------------------------------------------------------------------
@@ -291,11 +261,8 @@ class Watchdog {
   std::thread thread_;
 };
 
-/// Waits until no notifier round is running or pending for `topic`, so that nothing is still
-/// writing eventfds. Tests settle before they destroy subscribers or wake groups that were woken
-/// through a background notifier or by another thread: closing an eventfd while a round may still
-/// write it is a known race of the library (see the DISABLED_ tests in notifier_test.cpp), and
-/// these tests are not about it.
+/// Waits until no notifier round is running or pending for `topic`. A background round counts
+/// its writes after making them: tests settle before they read the final counters.
 inline void settle(Topic& topic) {
   auto& s = topic.ring().state();
   // A publish sets pending_tags before it returns, and a round sets `notifying` before it takes
@@ -308,18 +275,6 @@ inline void settle(Topic& topic) {
   }
 }
 
-/// Settles `topic` when it goes out of scope: declare it after the subscribers, so that it runs
-/// before they are destroyed.
-class SettleOnExit {
- public:
-  explicit SettleOnExit(Topic& topic) : topic_(topic) {}
-  SettleOnExit(const SettleOnExit&) = delete;
-  SettleOnExit& operator=(const SettleOnExit&) = delete;
-  ~SettleOnExit() { settle(topic_); }
-
- private:
-  Topic& topic_;
-};
 
 /// Spins (yielding) until `done()` or `timeout`; returns done().
 template <class F>

@@ -81,7 +81,6 @@ struct SubscriberCore {
   std::int32_t live_batches = 0;
   // Wake-ups.
   int own_fd = -1;               // this subscriber's eventfd, opened on first use
-  bool undrained = false;        // notified, but the eventfd write had not landed when drained
   WakeGroup* group = nullptr;    // when it is woken through a group's eventfd instead
   std::uint32_t group_id = 0;    // its id in that group
   WaitOptions wait_options{};
@@ -170,6 +169,10 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// Internal, for the notifier: slots that armed since it last looked (duplicates possible).
   [[nodiscard]] boost::lockfree::queue<std::uint32_t>& armed_set() noexcept { return armed_set_; }
   [[nodiscard]] detail::Notifier* notifier() const noexcept { return notifier_.get(); }
+  /// Internal: waits until no notifier round runs on this topic (every eventfd write it started
+  /// has landed, and no round still holds an eventfd number read from a slot), then serves what
+  /// publishers left pending meanwhile.
+  void quiesce_notifier() noexcept;
 
  private:
   friend class Hub;
@@ -180,10 +183,6 @@ class Topic : public std::enable_shared_from_this<Topic> {
 
   Topic(Hub* hub, std::string name, const TopicOptions& options,
         std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier);
-  /// Waits until no notifier round runs on this topic (a round may still hold an eventfd number it
-  /// read from a slot), then serves what publishers left pending meanwhile. Call after changing a
-  /// slot's fd and before closing the old one.
-  void quiesce_notifier() noexcept;
   /// SYNC(arm), publisher side: after a commit, is anyone armed? Then notify.
   void after_commit(std::uint64_t tag_bits) noexcept;
   void wake(std::uint64_t tag_bits) noexcept;
@@ -300,8 +299,7 @@ class Subscriber {
   bool has_matching();
   /// Ends an arming that found messages (or timed out); drains if the notifier already won.
   void disarm() noexcept;
-  /// Clears a notified state: drains the subscriber's own eventfd (no syscall if never written),
-  /// or a write that was still in flight at the last drain.
+  /// Clears a notified state: drains the subscriber's own eventfd (no syscall if never written).
   void take_notification() noexcept;
   explicit Subscriber(std::unique_ptr<detail::SubscriberCore> core) noexcept : core_(std::move(core)) {}
   /// Detached or lapped: moves the cursor to the oldest retained message; returns the gap.
@@ -584,9 +582,7 @@ inline Batch Subscriber::poll(std::size_t max_messages) {
   auto& c = *core_;
   c.release_outstanding();
   // Relaxed: our own slot; a notification seen late is drained by the next poll or arm.
-  if (c.ring.slot(c.slot).wake.load(std::memory_order_relaxed) == detail::kWakeNotified || c.undrained) {
-    take_notification();
-  }
+  if (c.ring.slot(c.slot).wake.load(std::memory_order_relaxed) == detail::kWakeNotified) take_notification();
   auto& s = c.ring.state();
   Batch b;
   b.ring_ = c.ring;
