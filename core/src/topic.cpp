@@ -181,8 +181,10 @@ bool Topic::make_room(std::uint64_t end, Wait wait, std::chrono::steady_clock::t
       s.retiring.store(0, std::memory_order_release);
       if (enough) return true;
     } else {
-      // Someone else is retiring; it finishes in a bounded walk.
-      while (s.retiring.load(std::memory_order_acquire) != 0) detail::cpu_relax();
+      // Someone else is retiring; it finishes in a bounded walk, unless it was preempted: back off
+      // rather than burn the time slice it needs.
+      unsigned spin = 0;
+      while (s.retiring.load(std::memory_order_acquire) != 0) backoff(spin);
       continue;
     }
     if (wait == Wait::no) {
