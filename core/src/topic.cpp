@@ -564,12 +564,7 @@ std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> m
     const std::uint64_t bytes = detail::record_bytes(m.size());
     const std::uint64_t start = ring_.placement(q, bytes);
     write_padding(Reservation{q, start, start + bytes});
-    auto& h = ring_.header_mut(start);
-    h.size = static_cast<std::uint32_t>(m.size());
-    h.tag = static_cast<std::uint8_t>(tag);
-    h.flags = 0;
-    h.reserved = 0;
-    if (!m.empty()) std::memcpy(ring_.at(start) + sizeof(RecordHeader), m.data(), m.size());
+    write_record(start, m, tag);
     q = start + bytes;
   }
   return commit(r, messages.size()) + messages.size() - 1;

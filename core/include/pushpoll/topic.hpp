@@ -201,6 +201,10 @@ class Topic : public std::enable_shared_from_this<Topic> {
         },
         wait, out);
   }
+  /// Header and payload of one record at `start`.
+  void write_record(std::uint64_t start, std::span<const std::byte> data, unsigned tag) noexcept;
+  /// publish() and try_publish(): false only for Wait::no without room.
+  bool publish_one(std::span<const std::byte> data, unsigned tag, Wait wait, std::uint64_t& seq);
   /// publish_batch() for messages that fit one claim.
   std::uint64_t publish_chunk(std::span<const std::span<const std::byte>> messages, unsigned tag);
   /// Slow path of reserve(): makes room up to `end` (retiring old records, detaching stalled
@@ -483,40 +487,37 @@ inline std::uint64_t Topic::commit(const detail::Reservation& r, std::uint64_t c
   return seq;
 }
 
-inline std::uint64_t Topic::publish(std::span<const std::byte> data, unsigned tag) {
-  if (data.size() > max_message_) check_size(data.size());
-  if (tag > kMaxTag) check_tag(tag);
-  if (closed()) check_open();
-  detail::Reservation r;
-  reserve_one(detail::record_bytes(data.size()), Wait::yes, r);
-  write_padding(r);
-  auto& h = ring_.header_mut(r.start);
+inline void Topic::write_record(std::uint64_t start, std::span<const std::byte> data, unsigned tag) noexcept {
+  auto& h = ring_.header_mut(start);
   h.size = static_cast<std::uint32_t>(data.size());
   h.tag = static_cast<std::uint8_t>(tag);
   h.flags = 0;
   h.reserved = 0;
-  if (!data.empty()) std::memcpy(ring_.at(r.start) + sizeof(detail::RecordHeader), data.data(), data.size());
-  const std::uint64_t seq = commit(r, 1);
+  if (!data.empty()) std::memcpy(ring_.at(start) + sizeof(detail::RecordHeader), data.data(), data.size());
+}
+
+inline bool Topic::publish_one(std::span<const std::byte> data, unsigned tag, Wait wait, std::uint64_t& seq) {
+  if (data.size() > max_message_) check_size(data.size());
+  if (tag > kMaxTag) check_tag(tag);
+  if (closed()) check_open();
+  detail::Reservation r;
+  if (!reserve_one(detail::record_bytes(data.size()), wait, r)) return false;
+  write_padding(r);
+  write_record(r.start, data, tag);
+  seq = commit(r, 1);
   after_commit(std::uint64_t{1} << tag);
+  return true;
+}
+
+inline std::uint64_t Topic::publish(std::span<const std::byte> data, unsigned tag) {
+  std::uint64_t seq = 0;
+  publish_one(data, tag, Wait::yes, seq);
   return seq;
 }
 
 inline bool Topic::try_publish(std::span<const std::byte> data, unsigned tag) {
-  if (data.size() > max_message_) check_size(data.size());
-  if (tag > kMaxTag) check_tag(tag);
-  if (closed()) check_open();
-  detail::Reservation r;
-  if (!reserve_one(detail::record_bytes(data.size()), Wait::no, r)) return false;
-  write_padding(r);
-  auto& h = ring_.header_mut(r.start);
-  h.size = static_cast<std::uint32_t>(data.size());
-  h.tag = static_cast<std::uint8_t>(tag);
-  h.flags = 0;
-  h.reserved = 0;
-  if (!data.empty()) std::memcpy(ring_.at(r.start) + sizeof(detail::RecordHeader), data.data(), data.size());
-  commit(r, 1);
-  after_commit(std::uint64_t{1} << tag);
-  return true;
+  std::uint64_t seq = 0;
+  return publish_one(data, tag, Wait::no, seq);
 }
 
 inline bool detail::SubscriberCore::release_outstanding() noexcept {
