@@ -314,7 +314,11 @@ TEST_P(WakeStress, TagMaskedSubscriberRacingSkippedTagsWakesOnlyForItsOwn) {
   b.join();
   settle(t);
   EXPECT_EQ(errors.load(), 0u) << "a message outside the mask, out of order, or from another round";
-  EXPECT_GT(hub.wake_stats().wakeups_skipped, 0u) << "no tag-3 publish met the tag-5 subscriber armed";
+  // A background notifier may serve both publishes of a round in one pass (tags 3|5 together), so
+  // only a notifier in the publishing thread is sure to meet the tag-5 subscriber with tag 3 alone.
+  if (hub_options().mode == NotifyMode::publisher) {
+    EXPECT_GT(hub.wake_stats().wakeups_skipped, 0u) << "no tag-3 publish met the tag-5 subscriber armed";
+  }
 }
 
 TEST_P(WakeStress, TagMaskedSubscribersParkedThroughSkippedTagsAreWokenByTheirOwn) {
