@@ -6,6 +6,7 @@
 //   publisher:  head = h (release); light barrier; if armed != 0: notify
 // and the edge trigger: the notifier moves a slot armed -> notified by CAS and only the winner
 // writes the eventfd; the subscriber returns it to idle in its next poll()/arm(), draining the fd.
+#include <algorithm>
 #include <thread>
 
 #include "pushpoll/hub.hpp"
@@ -154,6 +155,36 @@ void Subscriber::take_notification() noexcept { pushpoll::take_notification(*cor
 void Subscriber::disarm() noexcept { pushpoll::disarm(*core_); }
 bool Subscriber::has_matching() { return pushpoll::has_matching(*core_); }
 bool Subscriber::arm() { return pushpoll::arm(*core_); }
+
+bool Subscriber::arm_all(std::span<Subscriber* const> subscribers, std::vector<std::size_t>& ready) {
+  ready.clear();
+  thread_local std::vector<std::size_t> announced;
+  thread_local std::vector<detail::Notifier*> barriers;
+  announced.clear();
+  barriers.clear();
+  for (std::size_t i = 0; i < subscribers.size(); ++i) {
+    detail::SubscriberCore& c = *subscribers[i]->core_;
+    if (c.group != nullptr) {
+      throw Error("pushpoll: a wake-group member is armed through WakeGroup::wait(), not arm_all()");
+    }
+    switch (arm_begin(c)) {
+      case ArmStep::ready: ready.push_back(i); break;
+      case ArmStep::armed: break;
+      case ArmStep::announced:
+        announced.push_back(i);
+        if (std::find(barriers.begin(), barriers.end(), c.topic->notifier()) == barriers.end()) {
+          barriers.push_back(c.topic->notifier());
+        }
+        break;
+    }
+  }
+  // One heavy barrier per notifier involved (in practice one hub: one membarrier for all).
+  for (detail::Notifier* n : barriers) n->heavy_barrier();
+  for (const std::size_t i : announced) {
+    if (!arm_finish(*subscribers[i]->core_)) ready.push_back(i);
+  }
+  return ready.empty();
+}
 
 int Subscriber::fd() {
   auto& c = *core_;

@@ -230,3 +230,62 @@ TEST_P(Arm, SubscribersWithDifferentMasksAreWokenSeparately) {
 
 }  // namespace
 }  // namespace pushpoll::test
+
+namespace pushpoll::test {
+namespace {
+
+class ArmAll : public WakeTest {};
+INSTANTIATE_TEST_SUITE_P(Backends, ArmAll, ::testing::ValuesIn(all_configs()), ConfigName{});
+
+TEST_P(ArmAll, ArmsEverySubscriberAndEachIsWokenOnce) {
+  Hub hub(hub_options());
+  Topic& t = hub.topic("arm-all");
+  std::vector<Subscriber> subs;
+  for (int i = 0; i < 8; ++i) subs.push_back(t.subscribe(Start::latest));
+  std::vector<Subscriber*> set;
+  for (auto& s : subs) set.push_back(&s);
+  std::vector<std::size_t> ready{42};
+  ASSERT_TRUE(Subscriber::arm_all(set, ready)) << "nothing is unread: every subscriber arms";
+  EXPECT_TRUE(ready.empty()) << "ready is cleared and stays empty";
+  EXPECT_EQ(hub.wake_stats().arms, 8u);
+  t.publish(bytes_of(std::uint64_t{1}));
+  t.publish(bytes_of(std::uint64_t{2}));
+  for (auto& s : subs) {
+    ASSERT_TRUE(readable(s.fd(), 5000ms)) << "an armed subscriber was not woken";
+    std::this_thread::sleep_for(background() ? 20ms : 1ms);
+    EXPECT_EQ(read_counter(s.fd()), 1u) << "one write per arming";
+  }
+}
+
+TEST_P(ArmAll, ListsTheSubscribersWithUnreadMessagesAndArmsTheRest) {
+  Hub hub(hub_options());
+  Topic& t = hub.topic("arm-all-ready");
+  Subscriber behind = t.subscribe(Start::latest);
+  t.publish(bytes_of(std::uint64_t{7}));
+  Subscriber caught_up = t.subscribe(Start::latest);
+  Subscriber tagged = t.subscribe(Start::latest, std::uint64_t{1} << 9);
+  t.publish(bytes_of(std::uint64_t{8}), 3);  // unread for `behind` and `caught_up`, skipped by `tagged`
+  { Batch b = caught_up.poll(); ASSERT_EQ(b.size(), 1u); }
+  std::vector<Subscriber*> set{&behind, &caught_up, &tagged};
+  std::vector<std::size_t> ready;
+  EXPECT_FALSE(Subscriber::arm_all(set, ready));
+  EXPECT_EQ(ready, std::vector<std::size_t>{0}) << "only the subscriber with unread messages";
+  // The others are armed: a tag-9 message wakes `tagged`, not the one that only polls.
+  t.publish(bytes_of(std::uint64_t{9}), 9);
+  EXPECT_TRUE(readable(tagged.fd(), 5000ms));
+  EXPECT_TRUE(readable(caught_up.fd(), 5000ms)) << "all tags: woken by the tag-9 message too";
+}
+
+TEST_P(ArmAll, RefusesWakeGroupMembers) {
+  Hub hub(hub_options());
+  Topic& t = hub.topic("arm-all-group");
+  Subscriber s = t.subscribe(Start::latest);
+  WakeGroup group(hub);
+  group.add(s);
+  std::vector<Subscriber*> set{&s};
+  std::vector<std::size_t> ready;
+  EXPECT_THROW(Subscriber::arm_all(set, ready), Error);
+}
+
+}  // namespace
+}  // namespace pushpoll::test

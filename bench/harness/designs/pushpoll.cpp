@@ -109,7 +109,10 @@ class RingDesign final : public Design {
         }
         // Edge-triggered: every notifier write is one event; a stale count left in an eventfd (a
         // write that landed after a drain) cannot make epoll spin. The next poll()/arm() drains.
-        for (const std::size_t l : r.armed) r.epoll->add(r.subs[l].fd(), l, true);
+        for (const std::size_t l : r.armed) {
+          r.epoll->add(r.subs[l].fd(), l, true);
+          r.arming.push_back(&r.subs[l]);
+        }
       }
     }
   }
@@ -190,6 +193,8 @@ class RingDesign final : public Design {
     std::unique_ptr<Epoll> epoll;
     std::vector<Staged> staged;  // overwrite mode: copies awaiting validation
     std::vector<std::size_t> armed;  // the subscribers armed before parking (not with a group)
+    std::vector<Subscriber*> arming;  // the same, as arm_all() takes them
+    std::vector<std::size_t> arm_ready;
   };
   struct alignas(64) Retries {
     std::uint64_t value = 0;
@@ -268,17 +273,10 @@ class RingDesign final : public Design {
           continue;
         }
       }
-      // Nothing anywhere: arm each subscriber (or only the sentinels), each arm() re-checking its
-      // cursor after announcing itself, and with its own heavy barrier. One that finds news ends
-      // the arming: poll again; the ones armed already stay armed.
-      bool news = false;
-      for (const std::size_t l : r.armed) {
-        if (!r.subs[l].arm()) {
-          news = true;
-          break;
-        }
-      }
-      if (news) continue;
+      // Nothing anywhere: arm the subscribers (or only the sentinels) behind one heavy barrier,
+      // each re-checking its cursor after announcing itself. One that finds news ends the
+      // arming: poll again; the ones armed stay armed.
+      if (!Subscriber::arm_all(r.arming, r.arm_ready)) continue;
       (void)r.epoll->wait(ready, 1000);
       ++st.syscalls;
       ++st.sleeps;

@@ -291,6 +291,11 @@ class Subscriber {
   /// timeout). True at once when matching messages are waiting. After the topic is closed: true
   /// while unread messages remain, then throws Closed. Honours WaitOptions (spin, min_interval).
   bool wait(std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1));
+  /// arm() for many subscribers served by the calling thread (each [owner]), behind one heavy
+  /// barrier instead of one each: the way for an event loop with one eventfd per subscriber to
+  /// park. Clears `ready`, then lists the indices of the subscribers that have unread matching
+  /// messages (poll them; they are not armed); returns true when every subscriber is armed.
+  static bool arm_all(std::span<Subscriber* const> subscribers, std::vector<std::size_t>& ready);
   /// poll(); if empty, wait(timeout) and poll again.
   [[nodiscard]] Batch poll_wait(std::size_t max_messages, std::chrono::nanoseconds timeout);
   void set_wait_options(const WaitOptions& options) noexcept { core_->wait_options = options; }
