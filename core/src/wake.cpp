@@ -230,12 +230,23 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
       left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
       if (left.count() < 0) left = std::chrono::nanoseconds(0);
     }
-    const bool readable = n->block(c.own_fd, left);
+    // Block no longer than the safety net: then look at the log even without a push.
+    const auto net = c.wait_options.safety_net;
+    const bool netted = net.count() > 0 && (left.count() < 0 || left > net);
+    const bool readable = n->block(c.own_fd, netted ? net : left);
     n->count_subscriber_syscall();
     auto& slot = c.ring.slot(c.slot);
     if (slot.wake.load(std::memory_order_acquire) == kWakeNotified) {
       take_notification();
       return done(true);
+    }
+    if (!readable && netted) {
+      if (has_matching()) {  // messages came and no push did: recover, and count it
+        disarm();
+        n->count_recovered();
+        return done(true);
+      }
+      continue;  // still armed: block again
     }
     if (!readable) {  // timed out: end the arming (the notifier may win the race: then pushed)
       disarm();

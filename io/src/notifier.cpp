@@ -178,6 +178,7 @@ class Engine {
                             bg_syscalls_.load(std::memory_order_relaxed);
     out.subscriber_syscalls = subscriber_syscalls_.load(std::memory_order_relaxed);
     out.arms = arms_.load(std::memory_order_relaxed);
+    out.wakeups_recovered = recovered_.load(std::memory_order_relaxed);
     return out;
   }
 
@@ -185,6 +186,7 @@ class Engine {
     subscriber_syscalls_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   }
   void count_arm() noexcept { arms_.fetch_add(1, std::memory_order_relaxed); }
+  void count_recovered() noexcept { recovered_.fetch_add(1, std::memory_order_relaxed); }
 
   // Internal to the engine (public: the facade and the background thread call in).
   /// Runs rounds for `topic` until no tags are pending, unless another thread is running them
@@ -316,7 +318,7 @@ class Engine {
   bool asymmetric_;
   WriterCounters counters_;
   std::atomic<std::uint64_t> coalesced_{0}, skipped_{0}, rounds_{0}, subscriber_syscalls_{0},
-      arms_{0}, bg_syscalls_{0};
+      arms_{0}, bg_syscalls_{0}, recovered_{0};
   // Background mode.
   std::mutex topics_mutex_;
   std::vector<std::weak_ptr<Topic>> topics_;
@@ -364,6 +366,7 @@ class EventNotifier final : public detail::Notifier {
   [[nodiscard]] WakeStats stats() const noexcept override { return engine_->stats(); }
   void count_subscriber_syscall() noexcept override { engine_->count_subscriber_syscall(); }
   void count_arm() noexcept override { engine_->count_arm(); }
+  void count_recovered() noexcept override { engine_->count_recovered(); }
 
  private:
   std::shared_ptr<Engine> engine_;

@@ -40,6 +40,10 @@ struct WaitOptions {
   /// Minimum time between two wake-ups returned by wait(): pushes inside it are coalesced into one
   /// (client-side rate limiting). 0: none.
   std::chrono::nanoseconds min_interval{0};
+  /// wait() re-checks the log at least this often while it blocks, whatever its timeout: the
+  /// push-to-poll safety net (a push is a hint; the cursor is the truth). A wait that finds
+  /// messages this way without having been pushed counts in WakeStats::wakeups_recovered.
+  std::chrono::nanoseconds safety_net = std::chrono::seconds(1);
 };
 
 /// What the hub's wake-up machinery has done. Counters only grow.
@@ -51,6 +55,9 @@ struct WakeStats {
   std::uint64_t notifier_syscalls = 0;  ///< write() or io_uring_enter() calls by the notifier
   std::uint64_t subscriber_syscalls = 0;  ///< eventfd reads and blocking polls by subscribers
   std::uint64_t arms = 0;               ///< arm() calls that armed
+  /// wait() calls that found messages through the safety-net re-check, not through a push.
+  /// Should stay 0: anything else is a wake-up that came late or not at all.
+  std::uint64_t wakeups_recovered = 0;
 };
 
 }  // namespace pushpoll

@@ -44,6 +44,7 @@ class Notifier {
   /// Counts a subscriber-side syscall (drain or block).
   virtual void count_subscriber_syscall() noexcept = 0;
   virtual void count_arm() noexcept = 0;
+  virtual void count_recovered() noexcept = 0;
 };
 
 }  // namespace detail
