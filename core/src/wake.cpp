@@ -23,6 +23,9 @@ namespace {
 void take_notification(detail::SubscriberCore& c) noexcept {
   // Relaxed: only this subscriber moves its slot out of `notified`.
   c.ring.slot(c.slot).wake.store(kWakeIdle, std::memory_order_relaxed);
+  // The arming ends here (see the round in io/src/notifier.cpp: it leaves the count to us).
+  // Relaxed: `armed` only tells publishers whether to look; a late decrement costs one look.
+  c.ring.state().armed.fetch_sub(1, std::memory_order_relaxed);
   // A group member's wake-up went to the group's eventfd, which the group drains.
   if (c.group == nullptr && c.own_fd >= 0) {
     detail::Notifier* n = c.topic->notifier();

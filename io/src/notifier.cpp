@@ -217,7 +217,6 @@ class Engine {
     fds.clear();
     keep.clear();
     auto ring = topic.ring();
-    auto& s = ring.state();
     auto& set = topic.armed_set();
     rounds_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     std::uint32_t index;
@@ -241,8 +240,10 @@ class Engine {
         ++woken;
       }
     }
-    // Relaxed: `armed` is a hint for publishers; one update per round.
-    if (woken != 0) s.armed.fetch_sub(static_cast<std::uint32_t>(woken), std::memory_order_relaxed);
+    // `armed` is not decremented here: the subscriber does it when it takes the notification,
+    // which always follows its own increment. A round may win the CAS on an arming whose increment
+    // has not happened yet; decrementing here would let the count drop below the slots still
+    // armed, and a publisher reading 0 would skip a subscriber that needs its push.
     for (const std::uint32_t k : keep) {
       if (ring.slot(k).queued.exchange(1, std::memory_order_seq_cst) == 0) (void)set.push(k);
     }

@@ -255,6 +255,8 @@ TEST_P(WakeStress, PublishersRacingArmingSubscribersLoseNothing) {
   settle(t);
   EXPECT_EQ(errors.load(), 0u) << "a message out of per-publisher order, twice, or unknown";
   EXPECT_GT(hub.wake_stats().arms, rounds / 4) << "the subscribers rarely armed: the race was not exercised";
+  // wait()'s safety net would hide a lost wake-up behind a one-second delay: none may happen.
+  EXPECT_EQ(hub.wake_stats().wakeups_recovered, 0u) << "a push was lost and the safety net found the message";
 }
 
 TEST_P(WakeStress, TagMaskedSubscriberRacingSkippedTagsWakesOnlyForItsOwn) {

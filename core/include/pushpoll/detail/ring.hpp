@@ -136,7 +136,9 @@ struct RingState {
 
   // ---- lifecycle and wake-ups (read by every publisher, written rarely) ----
   alignas(kCacheLine) std::atomic<std::uint32_t> closed{0};  // release on close(); acquire in checks
-  // Subscribers armed now. Incremented (seq_cst) by arm(), decremented by whoever ends the arming.
+  // Armings not yet ended: incremented (seq_cst) by arm(), decremented by the subscriber when it
+  // disarms or takes its notification, never by the notifier (so it never drops below the slots
+  // armed).
   // Publishers load it after their commit: SYNC(arm), see Topic::after_commit().
   std::atomic<std::uint32_t> armed{0};
   // Tags published while someone was armed and not yet served by a notifier round. Writers:
