@@ -12,7 +12,7 @@ Hub::~Hub() {
 Topic& Hub::create(std::string_view name, const TopicOptions& options) {
   options.validate();
   auto topic = std::shared_ptr<Topic>(
-      new Topic(this, std::string(name), options, options_.memory, notifier_));
+      new Topic(std::string(name), options, options_.memory, notifier_));
   Topic& ref = *topic;
   topics_.emplace(std::string(name), std::move(topic));
   if (notifier_) notifier_->topic_added(ref);

@@ -87,10 +87,9 @@ void HeapMemory::deallocate(void* region, std::size_t, std::size_t alignment) no
 
 // ---- topic lifecycle --------------------------------------------------------------------------
 
-Topic::Topic(Hub* hub, std::string name, const TopicOptions& options,
+Topic::Topic(std::string name, const TopicOptions& options,
              std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier)
-    : hub_(hub),
-      name_(std::move(name)),
+    : name_(std::move(name)),
       options_(options),
       max_message_(options.effective_max_message()),
       memory_(std::move(memory)),
@@ -421,7 +420,6 @@ Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
     // Relaxed: published to the notifier by the seq_cst RMWs of the first arming.
     slot.tag_mask.store(tag_mask, std::memory_order_relaxed);
     slot.fd.store(-1, std::memory_order_relaxed);
-    slot.group.store(0, std::memory_order_relaxed);
     slot.wake.store(detail::kWakeIdle, std::memory_order_relaxed);
   }
   core->ring = ring_;

@@ -152,6 +152,38 @@ bool arm(detail::SubscriberCore& c) {
   return arm_finish(c);
 }
 
+/// arm() for many: arms the cores at(0), ..., at(n - 1) (null ones skipped) behind one heavy
+/// barrier per notifier involved, then re-checks those it announced. Appends to `ready` the
+/// indices of the cores that have news (they are left unarmed).
+template <class Index, class At>
+void arm_many(std::size_t n, At&& at, std::vector<Index>& ready) {
+  thread_local std::vector<std::size_t> announced;
+  thread_local std::vector<detail::Notifier*> barriers;
+  announced.clear();
+  barriers.clear();
+  for (std::size_t i = 0; i < n; ++i) {
+    detail::SubscriberCore* c = at(i);
+    if (c == nullptr) continue;
+    switch (arm_begin(*c)) {
+      case ArmStep::ready: ready.push_back(static_cast<Index>(i)); break;
+      case ArmStep::armed: break;
+      case ArmStep::announced: {
+        announced.push_back(i);
+        detail::Notifier* notifier = c->topic->notifier();
+        if (std::find(barriers.begin(), barriers.end(), notifier) == barriers.end()) {
+          barriers.push_back(notifier);
+        }
+        break;
+      }
+    }
+  }
+  // In practice one hub: one membarrier for the whole set.
+  for (detail::Notifier* notifier : barriers) notifier->heavy_barrier();
+  for (const std::size_t i : announced) {
+    if (!arm_finish(*at(i))) ready.push_back(static_cast<Index>(i));
+  }
+}
+
 }  // namespace
 
 void Subscriber::take_notification() noexcept { pushpoll::take_notification(*core_); }
@@ -160,32 +192,13 @@ bool Subscriber::has_matching() { return pushpoll::has_matching(*core_); }
 bool Subscriber::arm() { return pushpoll::arm(*core_); }
 
 bool Subscriber::arm_all(std::span<Subscriber* const> subscribers, std::vector<std::size_t>& ready) {
-  ready.clear();
-  thread_local std::vector<std::size_t> announced;
-  thread_local std::vector<detail::Notifier*> barriers;
-  announced.clear();
-  barriers.clear();
-  for (std::size_t i = 0; i < subscribers.size(); ++i) {
-    detail::SubscriberCore& c = *subscribers[i]->core_;
-    if (c.group != nullptr) {
+  for (Subscriber* sub : subscribers) {
+    if (sub->core_->group != nullptr) {
       throw Error("pushpoll: a wake-group member is armed through WakeGroup::wait(), not arm_all()");
     }
-    switch (arm_begin(c)) {
-      case ArmStep::ready: ready.push_back(i); break;
-      case ArmStep::armed: break;
-      case ArmStep::announced:
-        announced.push_back(i);
-        if (std::find(barriers.begin(), barriers.end(), c.topic->notifier()) == barriers.end()) {
-          barriers.push_back(c.topic->notifier());
-        }
-        break;
-    }
   }
-  // One heavy barrier per notifier involved (in practice one hub: one membarrier for all).
-  for (detail::Notifier* n : barriers) n->heavy_barrier();
-  for (const std::size_t i : announced) {
-    if (!arm_finish(*subscribers[i]->core_)) ready.push_back(i);
-  }
+  ready.clear();
+  arm_many(subscribers.size(), [subscribers](std::size_t i) { return subscribers[i]->core_.get(); }, ready);
   return ready.empty();
 }
 
@@ -357,22 +370,7 @@ std::span<const std::uint32_t> WakeGroup::wait(std::chrono::nanoseconds timeout)
       return ready_;
     }
     // Arm every member with one heavy barrier for all of them, then re-check each.
-    announced_.clear();
-    for (std::uint32_t id = 0; id < members_.size(); ++id) {
-      detail::SubscriberCore* c = members_[id];
-      if (c == nullptr) continue;
-      switch (arm_begin(*c)) {
-        case ArmStep::ready: ready_.push_back(id); break;
-        case ArmStep::armed: break;
-        case ArmStep::announced: announced_.push_back(id); break;
-      }
-    }
-    if (!announced_.empty()) {
-      notifier_->heavy_barrier();
-      for (const std::uint32_t id : announced_) {
-        if (!arm_finish(*members_[id])) ready_.push_back(id);
-      }
-    }
+    arm_many(members_.size(), [this](std::size_t i) { return members_[i]; }, ready_);
     if (!ready_.empty()) return ready_;
     std::chrono::nanoseconds left{-1};
     if (!forever) {

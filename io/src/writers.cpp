@@ -96,12 +96,10 @@ class UringWriter final : public FdWriter {
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
         if (sqe == nullptr) break;  // queue full: submit this chunk, then go on
         const int fd = fds[i];
+        io_uring_prep_write(sqe, fd, &kOne, sizeof kOne, 0);
+        // A registered file's table index is the descriptor itself (see on_open()).
         if (fd < static_cast<int>(registered_.size()) && registered_[static_cast<std::size_t>(fd)]) {
-          // A registered file: the table index is the descriptor itself (see on_open()).
-          io_uring_prep_write(sqe, fd, &kOne, sizeof kOne, 0);
           sqe->flags |= IOSQE_FIXED_FILE;
-        } else {
-          io_uring_prep_write(sqe, fd, &kOne, sizeof kOne, 0);
         }
         if (skip_cqe_) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
         ++queued;

@@ -181,7 +181,7 @@ class Topic : public std::enable_shared_from_this<Topic> {
   friend class WakeGroup;
   friend struct detail::SubscriberCore;
 
-  Topic(Hub* hub, std::string name, const TopicOptions& options,
+  Topic(std::string name, const TopicOptions& options,
         std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier);
   /// SYNC(arm), publisher side: after a commit, is anyone armed? Then notify.
   void after_commit(std::uint64_t tag_bits) noexcept;
@@ -231,7 +231,6 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// records from `pos` on were retired first (the caller picks another start).
   bool attach(std::uint32_t slot, std::uint64_t pos) noexcept;
 
-  Hub* hub_;
   std::string name_;
   TopicOptions options_;
   std::uint32_t max_message_;
@@ -245,7 +244,7 @@ class Topic : public std::enable_shared_from_this<Topic> {
   bool asymmetric_ = false;  // publishers may use the light barrier (the notifier's is heavy)
   boost::lockfree::queue<std::uint32_t> armed_set_;
 
-  std::atomic<std::int64_t> live_handles_{0};  // Subscribers and Claims (debug lifetime check)
+  std::atomic<std::int64_t> live_handles_{0};  // Claims not yet committed (debug lifetime check)
   std::atomic<std::uint32_t> slot_hint_{0};     // where subscribe() starts looking for a free slot
 #ifndef NDEBUG
   std::atomic<bool> sp_busy_{false};            // single_producer promise check
@@ -354,7 +353,6 @@ class WakeGroup {
   std::vector<detail::SubscriberCore*> members_;  // by id; nullptr for a free id
   std::vector<std::uint32_t> free_;
   std::vector<std::uint32_t> ready_;
-  std::vector<std::uint32_t> announced_;
 };
 
 // ---------------------------------------------------------------------------------------------

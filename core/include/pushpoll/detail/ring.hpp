@@ -70,9 +70,7 @@ struct alignas(kCacheLine) SubscriberSlot {
   // either the notifier sees the new arming or the subscriber pushes again.
   std::atomic<std::uint32_t> queued{0};
   // Set by the owner before it first arms (the arming's seq_cst RMWs publish them to the notifier).
-  std::atomic<std::int32_t> fd{-1};         // the subscriber's eventfd, or -1
-  std::atomic<std::uint32_t> group{0};      // wake group id (0: none)
-  std::atomic<std::uint32_t> member{0};     // id of this subscriber inside its group
+  std::atomic<std::int32_t> fd{-1};         // its eventfd, or its wake group's; -1: none yet
   std::atomic<std::uint64_t> tag_mask{~std::uint64_t{0}};
 };
 static_assert(sizeof(SubscriberSlot) == kCacheLine, "one slot per cache line");
