@@ -5,7 +5,7 @@
 //
 // Region (one contiguous block, addressed by offsets from its start, never by pointers):
 //
-//   [RingState: 7 cache lines][SubscriberSlot x max_subscribers][record bytes x capacity]
+//   [RingState: 14 cache lines][SubscriberSlot x max_subscribers][record bytes x capacity]
 //
 // Positions are monotonic 64-bit byte counts; the index of a position is `position & mask`. At
 // 10 GB/s a position wraps after 58 years; sequence numbers (one per message) after 585 years at
@@ -157,6 +157,7 @@ struct RingState {
   std::atomic<std::uint32_t> subscribers{0};
 };
 static_assert(alignof(RingState) == kCacheLine);
+static_assert(sizeof(RingState) == 14 * kCacheLine, "the layout comment atop this file says 14 lines");
 static_assert(offsetof(RingState, head_seq) % kCacheLine == 0, "readers' line is not shared with claimers");
 static_assert(offsetof(RingState, retire_pos) % kCacheLine == 0);
 
