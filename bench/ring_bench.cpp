@@ -54,6 +54,16 @@ constexpr std::uint64_t kRingBytes = std::uint64_t{1} << 22;  // every ring and 
 constexpr std::int64_t kMessagesPerIteration = std::int64_t{1} << 20;
 constexpr std::size_t kPollMax = 1024;  // messages per consumer batch, for every transport
 
+// The message sizes every one-to-one row runs at, a fixed message count per iteration, wall time.
+void one_to_one_sizes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"bytes", "msgs"})
+      ->Args({8, kMessagesPerIteration})
+      ->Args({64, kMessagesPerIteration})
+      ->Args({512, kMessagesPerIteration})
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
 std::string mismatch(const char* what, std::uint64_t expected, std::uint64_t got) {
   return std::string(what) + ": expected " + std::to_string(expected) + ", got " + std::to_string(got);
 }
@@ -245,12 +255,7 @@ void BM_BareRing_OneToOne(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_BareRing_OneToOne)
-    ->ArgNames({"bytes", "msgs"})
-    ->Args({8, kMessagesPerIteration})
-    ->Args({64, kMessagesPerIteration})
-    ->Args({512, kMessagesPerIteration})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(one_to_one_sizes);
 
 // ---- baseline: boost::lockfree::spsc_queue ----------------------------------------------------
 
@@ -363,12 +368,7 @@ void BM_SpscQueue_OneToOne(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_SpscQueue_OneToOne)
-    ->ArgNames({"bytes", "msgs"})
-    ->Args({8, kMessagesPerIteration})
-    ->Args({64, kMessagesPerIteration})
-    ->Args({512, kMessagesPerIteration})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(one_to_one_sizes);
 
 // Baseline: the same queue with 64-message bulk push and bulk pop.
 void BM_SpscQueueBulk_OneToOne(benchmark::State& state) {
@@ -386,12 +386,7 @@ void BM_SpscQueueBulk_OneToOne(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_SpscQueueBulk_OneToOne)
-    ->ArgNames({"bytes", "msgs"})
-    ->Args({8, kMessagesPerIteration})
-    ->Args({64, kMessagesPerIteration})
-    ->Args({512, kMessagesPerIteration})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(one_to_one_sizes);
 
 // ---- pushpoll ---------------------------------------------------------------------------------
 
@@ -484,23 +479,13 @@ void pushpoll_one_to_one(benchmark::State& state, bool single_producer) {
 // Overflow::block, 4 MiB ring. Compare with BM_BareRing_OneToOne at the same size.
 void BM_Pushpoll_OneToOne(benchmark::State& state) { pushpoll_one_to_one(state, false); }
 BENCHMARK(BM_Pushpoll_OneToOne)
-    ->ArgNames({"bytes", "msgs"})
-    ->Args({8, kMessagesPerIteration})
-    ->Args({64, kMessagesPerIteration})
-    ->Args({512, kMessagesPerIteration})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(one_to_one_sizes);
 
 // As BM_Pushpoll_OneToOne, with TopicOptions::single_producer: publish claims with a plain store
 // and commits without waiting for its turn.
 void BM_PushpollSingleProducer_OneToOne(benchmark::State& state) { pushpoll_one_to_one(state, true); }
 BENCHMARK(BM_PushpollSingleProducer_OneToOne)
-    ->ArgNames({"bytes", "msgs"})
-    ->Args({8, kMessagesPerIteration})
-    ->Args({64, kMessagesPerIteration})
-    ->Args({512, kMessagesPerIteration})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(one_to_one_sizes);
 
 // Two producer threads (the benchmark thread and one more), each publishing half of every
 // iteration with the default publish, and one consumer checking global seq order and per-producer
@@ -586,12 +571,7 @@ void BM_Pushpoll_TwoToOne(benchmark::State& state) {
   report(state, n, bytes, false);
 }
 BENCHMARK(BM_Pushpoll_TwoToOne)
-    ->ArgNames({"bytes", "msgs"})
-    ->Args({8, kMessagesPerIteration})
-    ->Args({64, kMessagesPerIteration})
-    ->Args({512, kMessagesPerIteration})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(one_to_one_sizes);
 
 // One thread hosting `subs` subscribers on one topic of `bytes`-byte messages. Each iteration
 // publishes a chunk of `chunk` messages (default publish, same thread), then every subscriber polls
