@@ -259,9 +259,10 @@ bool Topic::retire(std::uint64_t end) {
   std::uint64_t pos = old;
   std::uint64_t seq = s.retire_seq.load(std::memory_order_relaxed);
   const std::uint64_t want = need + s.retire_chunk;
+  std::uint64_t stride = 0;
   while (pos < limit && pos < want) {
     std::uint64_t start;
-    pos = ring_.next_message(pos, start);  // complete: pos < limit <= head_pos
+    pos = ring_.next_message(pos, start, stride);  // complete: pos < limit <= head_pos
     ++seq;
   }
   if (pos != old) {
@@ -331,10 +332,10 @@ bool Topic::locate(std::uint64_t seq, std::uint64_t from_seq, std::uint64_t from
   }
   // Walk from the boundary the caller's slot holds: in block mode nothing from there on is retired
   // while the slot is attached at it.
-  std::uint64_t p = from_pos;
+  std::uint64_t p = from_pos, stride = 0;
   for (std::uint64_t cur = from_seq; cur < seq; ++cur) {
     std::uint64_t start;
-    p = ring_.next_message(p, start);
+    p = ring_.next_message(p, start, stride);
   }
   // Overwrite mode does not gate: validate the walk (read-validate, as in poll()).
   std::atomic_thread_fence(std::memory_order_acquire);

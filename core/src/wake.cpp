@@ -67,10 +67,11 @@ bool has_matching(detail::SubscriberCore& c) {
   // Skip, and consume, the messages the mask does not take.
   std::uint64_t pos = c.cursor_pos, seq = c.cursor_seq;
   bool found = false;
+  std::uint64_t stride = 0;
   while (seq < head) {
     std::uint64_t start;
-    const std::uint64_t next = c.ring.next_message(pos, start);
-    if ((c.tag_mask >> c.ring.header(start).tag) & 1u) {
+    const std::uint64_t next = c.ring.next_message(pos, start, stride);
+    if ((c.tag_mask >> (c.ring.header(start).tag & 63u)) & 1u) {  // & 63: may be torn (overwrite)
       found = true;
       break;
     }

@@ -309,6 +309,53 @@ INSTANTIATE_TEST_SUITE_P(Producers, RandomWrapAround, ::testing::Values(false, t
                            return param.param ? "SingleProducer" : "MultiProducer";
                          });
 
+// Walks predict each record's position from the size of the record before it (detail::step). Runs
+// of equal sizes, changing at random and crossing lap ends, polled with random limits (so that
+// poll() walks to find a batch's end) and with the whole backlog: every guess that is wrong must be
+// corrected, every message found where it was written, with its bytes.
+TEST(WrapAround, RunsOfEqualSizesAreWalkedExactlyWhereverTheSizeChanges) {
+  Hub hub;
+  Topic& t = hub.topic("t", small_topic(kCapacity));
+  Subscriber sub = t.subscribe();
+  std::mt19937 rng(7);
+  auto uniform = [&](std::size_t lo, std::size_t hi) {
+    return std::uniform_int_distribution<std::size_t>(lo, hi)(rng);
+  };
+  std::vector<std::size_t> sizes;  // by seq
+  std::uint64_t next_seq = 0, size_changes_read = 0;
+  std::size_t previous_read = ~std::size_t{0};
+  auto read = [&](std::size_t max) {
+    Batch b = sub.poll(max);
+    for (const Message& m : b) {
+      ASSERT_EQ(m.seq, next_seq);
+      ASSERT_EQ(m.data.size(), sizes[m.seq]) << m.seq;
+      ASSERT_TRUE(test::matches_pattern(m.data, m.seq)) << "bytes of message " << m.seq;
+      ASSERT_TRUE(test::inside_ring(t, m.data)) << m.seq;
+      if (m.data.size() != previous_read) ++size_changes_read;
+      previous_read = m.data.size();
+      ++next_seq;
+    }
+    ASSERT_EQ(b.end_seq(), next_seq);
+    ASSERT_TRUE(b.release());
+  };
+  while (t.head() < 20000 && !::testing::Test::HasFatalFailure()) {
+    const std::size_t size = uniform(0, 3) == 0 ? uniform(0, t.max_message()) : uniform(0, 48);
+    const std::size_t run = uniform(1, 40);
+    for (std::size_t i = 0; i < run; ++i) {
+      const std::uint64_t seq = t.head();
+      while (!t.try_publish(pattern(seq, size))) {
+        ASSERT_LT(next_seq, seq) << "no room with the subscriber caught up";
+        read(uniform(0, 1) == 0 ? uniform(1, 16) : 1'000'000);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+      sizes.push_back(size);
+    }
+  }
+  while (next_seq < t.head() && !::testing::Test::HasFatalFailure()) read(uniform(1, 64));
+  EXPECT_EQ(next_seq, t.head());
+  EXPECT_GT(size_changes_read, 500u) << "the walk must have met many changes of size";
+}
+
 // In Overflow::overwrite a batch may be overwritten while it is read. Its bytes may then change,
 // but every Message handed out must still lie inside the ring (the documented "stays mapped"
 // contract), whatever the overwritten header now says.

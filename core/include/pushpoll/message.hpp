@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <span>
 
@@ -46,9 +47,7 @@ class Batch {
 
     iterator() = default;
     Message operator*() const noexcept {
-      return Message{seq_, tag_, aborted_,
-                     std::span<const std::byte>(ring_.at(start_) + sizeof(detail::RecordHeader),
-                                                aborted_ ? 0 : size_)};
+      return Message{seq_, tag_, aborted_, std::span<const std::byte>(data_, aborted_ ? 0 : size_)};
     }
     iterator& operator++() noexcept {
       --remaining_;
@@ -66,24 +65,37 @@ class Batch {
     friend class Batch;
     iterator(detail::RingView ring, std::uint64_t pos, std::uint64_t seq, std::uint64_t records,
              std::uint64_t tag_mask, std::uint32_t max_message) noexcept
-        : ring_(ring), pos_(pos), seq_(seq), remaining_(records), tag_mask_(tag_mask),
-          max_message_(max_message) {
+        : records_(ring.at(0)), mask_(ring.mask()), capacity_(ring.capacity()), pos_(pos), seq_(seq),
+          remaining_(records), tag_mask_(tag_mask), max_message_(max_message) {
       settle();
     }
     // Moves to the first record at or after pos_ that the subscriber's tag mask accepts, reading
-    // its header once.
+    // its header once. The hot path is one header read and four predictable branches: the end of
+    // a lap (implicit gap or padding record) and a failed check are the rare cases.
     void settle() noexcept {
       while (remaining_ != 0) {
-        next_pos_ = ring_.next_message(pos_, start_);
-        const detail::RecordHeader h = ring_.header(start_);  // one read of a header that may move
+        std::uint64_t off = pos_ & mask_;
+        if (off > capacity_ - sizeof(detail::RecordHeader)) {  // implicit gap: the next lap
+          pos_ += capacity_ - off;
+          off = 0;
+        }
+        detail::RecordHeader h;  // one read of a header that may move (overwrite mode)
+        std::memcpy(&h, records_ + off, sizeof h);
+        if (h.flags & detail::kPadding) [[unlikely]] {
+          pos_ += capacity_ - off;
+          off = 0;
+          std::memcpy(&h, records_, sizeof h);
+        }
+        const std::uint64_t bytes = detail::record_bytes(h.size);
         // In overwrite mode (or after a detach) a header may be rewritten under us: never follow
         // a size that could leave the ring; such a batch fails validation on release().
-        if (h.seq != seq_ || h.size > max_message_ ||
-            detail::record_bytes(h.size) > ring_.lap_room(start_)) {
+        if (h.seq != seq_ || h.size > max_message_ || bytes > capacity_ - off) [[unlikely]] {
           remaining_ = 0;
           return;
         }
-        if (tag_mask_ == kAllTags || (tag_mask_ >> h.tag) & 1u) {
+        next_pos_ = detail::step(pos_, bytes, stride_);  // off the load's critical path
+        if ((tag_mask_ >> (h.tag & 63u)) & 1u) [[likely]] {  // & 63: a torn tag never shifts past 63
+          data_ = records_ + off + sizeof(detail::RecordHeader);
           size_ = h.size;
           tag_ = h.tag;
           aborted_ = (h.flags & detail::kAborted) != 0;
@@ -94,8 +106,11 @@ class Batch {
         pos_ = next_pos_;
       }
     }
-    detail::RingView ring_{};
-    std::uint64_t pos_ = 0, next_pos_ = 0, start_ = 0, seq_ = 0, remaining_ = 0;
+    const std::byte* records_ = nullptr;
+    std::uint64_t mask_ = 0, capacity_ = 0;
+    std::uint64_t pos_ = 0, next_pos_ = 0, seq_ = 0, remaining_ = 0;
+    std::uint64_t stride_ = 0;  // the last record's size in the ring: the guess for the next one
+    const std::byte* data_ = nullptr;
     std::uint64_t tag_mask_ = kAllTags;
     std::uint32_t max_message_ = 0;
     std::uint32_t size_ = 0;

@@ -615,16 +615,19 @@ inline Batch Subscriber::poll(std::size_t max_messages) {
         }
       }
       const std::uint64_t n = available < max_messages ? available : max_messages;
+      std::uint64_t stride = 0;
       for (; records < n; ++records) {
         std::uint64_t start;
-        pos = c.ring.next_message(pos, start);
+        pos = c.ring.next_message(pos, start, stride);
       }
       matched = records;
     } else {
+      std::uint64_t stride = 0;
       while (records < available && matched < max_messages) {
         std::uint64_t start;
-        const std::uint64_t next = c.ring.next_message(pos, start);
-        if ((c.tag_mask >> c.ring.header(start).tag) & 1u) ++matched;
+        const std::uint64_t next = c.ring.next_message(pos, start, stride);
+        // & 63: in overwrite mode a header read here may be torn; the walk is validated below.
+        if ((c.tag_mask >> (c.ring.header(start).tag & 63u)) & 1u) ++matched;
         ++records;
         pos = next;
       }

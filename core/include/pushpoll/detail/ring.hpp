@@ -42,6 +42,26 @@ inline constexpr std::uint8_t kAborted = 2;  // a claim dropped without commit()
   return (sizeof(RecordHeader) + payload + kRecordAlign - 1) & ~(kRecordAlign - 1);
 }
 
+/// The boundary after a record of `bytes` bytes at boundary `pos`, computed from `stride`, the
+/// size of the record before it, and corrected (stride updated) when the two differ.
+///
+/// Walking records is pointer chasing: the next header's address is the sum of what the current
+/// header says. Computed from the header, each step waits a full load latency (about 7 cycles, the
+/// whole cost of a walk). Computed from the guess, the next load issues at once and a predicted
+/// branch checks the guess, so consecutive headers load in parallel; a stream of equal-sized
+/// messages walks about twice as fast. The empty asm hides the guess from the optimiser, which
+/// could otherwise see that both paths give pos + bytes and bring the dependency back.
+[[nodiscard]] inline std::uint64_t step(std::uint64_t pos, std::uint64_t bytes, std::uint64_t& stride) noexcept {
+  std::uint64_t guess = stride;
+  asm("" : "+r"(guess));
+  std::uint64_t next = pos + guess;
+  if (bytes != guess) [[unlikely]] {
+    stride = bytes;
+    next = pos + bytes;
+  }
+  return next;
+}
+
 /// Subscriber slot states.
 inline constexpr std::uint32_t kSlotFree = 0;
 inline constexpr std::uint32_t kSlotAttached = 1;  // gates the writers (Overflow::block)
@@ -206,16 +226,23 @@ class RingView {
     return room < sizeof(RecordHeader) ? pos + room : pos;
   }
   /// The boundary after the message record (not padding) at or after boundary `pos`, i.e. skipping
-  /// an implicit gap or a padding record first. Returns the message's own start through `start`.
-  [[nodiscard]] std::uint64_t next_message(std::uint64_t pos, std::uint64_t& start) const noexcept {
+  /// an implicit gap or a padding record first. Returns the message's own start through `start`;
+  /// `stride` as in step(): 0 to start, then carried from one call to the next.
+  [[nodiscard]] std::uint64_t next_message(std::uint64_t pos, std::uint64_t& start,
+                                           std::uint64_t& stride) const noexcept {
     pos = skip_tail(pos);
     const RecordHeader* h = &header(pos);
-    if (h->flags & kPadding) {
+    if (h->flags & kPadding) [[unlikely]] {
       pos += lap_room(pos);
       h = &header(pos);
     }
     start = pos;
-    return pos + record_bytes(h->size);
+    return step(pos, record_bytes(h->size), stride);
+  }
+  /// One step on its own (no walk to predict from).
+  [[nodiscard]] std::uint64_t next_message(std::uint64_t pos, std::uint64_t& start) const noexcept {
+    std::uint64_t stride = 0;
+    return next_message(pos, start, stride);
   }
 
  private:
