@@ -247,6 +247,7 @@ std::string Config::summary() const {
   if (tags > 1) s += " tags=" + std::to_string(tags);
   if (wake_groups) s += " wake-groups";
   if (realtime && !rate_max) s += " SCHED_FIFO";
+  if (sample_stride() != 1) s += " timing 1/" + std::to_string(sample_stride());
   if (send_spin_ns != 0) s += " send-spin=" + human_ns(static_cast<double>(send_spin_ns));
   if (nice != 0) s += " nice=" + std::to_string(nice);
   return s;
@@ -273,6 +274,7 @@ void to_json(nlohmann::json& j, const Config& c) {
                      {"spin_ns", c.spin_ns},
                      {"batch", c.batch},
                      {"ring_bytes", c.ring_bytes},
+                     {"sample_every", c.sample_stride()},
                      {"queue_depth", c.queue_depth},
                      {"pin", c.pin},
                      {"nice", c.nice},
@@ -304,6 +306,7 @@ void from_json(const nlohmann::json& j, Config& c) {
   c.spin_ns = j.at("spin_ns").get<std::uint64_t>();
   c.batch = j.at("batch").get<unsigned>();
   c.ring_bytes = j.at("ring_bytes").get<std::uint64_t>();
+  c.sample_every = j.at("sample_every").get<unsigned>();
   c.queue_depth = j.at("queue_depth").get<unsigned>();
   c.pin = j.at("pin").get<bool>();
   c.nice = j.at("nice").get<int>();

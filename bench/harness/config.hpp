@@ -35,6 +35,9 @@ struct Config {
   /// the end of a whole backlog in O(1) but walks every record when the backlog exceeds `max`.
   unsigned batch = 65536;
   std::uint64_t ring_bytes = std::uint64_t{1} << 20;  ///< pushpoll / polling: topic capacity
+  /// Time every n-th delivery of each subscriber; 0: automatic (every one at a fixed rate, every
+  /// 64th at the maximum rate, where hundreds of millions a second would otherwise be timed).
+  unsigned sample_every = 0;
   unsigned queue_depth = 1000;       ///< spsc-push queue and ZeroMQ high-water mark, in messages
   bool pin = false;                  ///< pin publisher and reader threads to CPUs round-robin
   int nice = 0;                      ///< scheduling niceness of each design's process (< 0 needs privilege)
@@ -42,6 +45,10 @@ struct Config {
   bool realtime = false;             ///< SCHED_FIFO (priority 1) for fixed-rate and idle runs (needs privilege)
   std::vector<std::string> designs;  ///< the designs to run, in order
 
+  /// The sampling stride in effect: sample_every, or its automatic value.
+  [[nodiscard]] unsigned sample_stride() const noexcept {
+    return sample_every != 0 ? sample_every : rate_max ? 64u : 1u;
+  }
   /// Messages publisher p publishes at most (UINT64_MAX without a count limit).
   [[nodiscard]] std::uint64_t message_limit(unsigned p) const noexcept;
   /// Throws std::invalid_argument saying what is wrong.

@@ -235,6 +235,10 @@ int main(int argc, char** argv) {
   app.add_option("--spin", spin, "pushpoll readers keep polling this long before arming (0: arm at once)")
       ->capture_default_str();
   app.add_option("--batch", cli.batch, "most messages taken from one subscriber per poll")->capture_default_str();
+  app.add_option("--sample-every", cli.sample_every,
+                 "time every n-th delivery of each subscriber (0: every one at a fixed rate, every 64th at "
+                 "the maximum rate); every delivery is checked regardless")
+      ->capture_default_str();
   app.add_option("--ring-bytes", ring, "pushpoll / polling topic capacity (power of two)")->capture_default_str();
   app.add_option("--queue-depth", cli.queue_depth, "spsc-push queue and ZeroMQ high-water mark, in messages")
       ->capture_default_str();
@@ -323,6 +327,7 @@ int main(int argc, char** argv) {
           {"--spin", [&](ph::Config& c) { c.spin_ns = cli.spin_ns; }},
           {"--batch", [&](ph::Config& c) { c.batch = cli.batch; }},
           {"--ring-bytes", [&](ph::Config& c) { c.ring_bytes = cli.ring_bytes; }},
+          {"--sample-every", [&](ph::Config& c) { c.sample_every = cli.sample_every; }},
           {"--queue-depth", [&](ph::Config& c) { c.queue_depth = cli.queue_depth; }},
           {"--pin", [&](ph::Config& c) { c.pin = cli.pin; }},
           {"--nice", [&](ph::Config& c) { c.nice = cli.nice; }},

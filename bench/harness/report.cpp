@@ -225,10 +225,14 @@ void print_phase(std::FILE* out, const json& phase) {
   std::fprintf(out, "\nResults: %s\n", phase.at("config").at("phase").get<std::string>().c_str());
   results_table(results).print(out);
   const json& cfg = phase.at("config");
-  std::fprintf(out, "Latency: publish to receive, %s. Transit: from the actual send. Send lag: how late publishers "
-               "started sends (part of every latency).\n",
+  const auto stride = cfg.at("sample_every").get<unsigned>();
+  const std::string timed =
+      stride == 1 ? "" : ", 1 in " + std::to_string(stride) + " deliveries of each subscriber timed";
+  std::fprintf(out, "Latency: publish to receive, %s%s. Transit: from the actual send. Send lag: how late "
+               "publishers started sends (part of every latency).\n",
                cfg.at("rate").is_string() ? "at the maximum rate mostly time queued in a full buffer"
-                                          : "from the intended send time on a fixed schedule");
+                                          : "from the intended send time on a fixed schedule",
+               timed.c_str());
   std::fprintf(out, "\nCosts (measured over the whole run, all threads of the design's process)\n");
   cost_table(results).print(out);
   std::string ref;

@@ -169,8 +169,24 @@ void RunContext::wake_readers() noexcept {
 
 // ---- Checker --------------------------------------------------------------------------------
 
+namespace {
+/// The first 8 bytes of a header with these fields (the rest zero).
+std::uint64_t header_word(std::uint8_t tag, std::uint16_t publisher, std::uint32_t size) noexcept {
+  PayloadHeader h{};
+  h.tag = tag;
+  h.publisher = publisher;
+  h.size = size;
+  std::uint64_t word;
+  std::memcpy(&word, &h, sizeof word);
+  return word;
+}
+}  // namespace
+
+const std::uint64_t Checker::Account::kWordMask = header_word(0xff, 0, 0xffffffff);
+
 Checker::Checker(const Config& cfg, std::span<const unsigned> subscriber_ids)
     : size_(cfg.size),
+      stride_(cfg.sample_stride()),
       fixed_rate_(!cfg.rate_max),
       publishers_(cfg.publishers),
       tags_(cfg.tags),
@@ -187,27 +203,29 @@ Checker::Account::Account(Checker& c, std::size_t l, ReaderStats& stats) noexcep
     : sub_(c.subs_[l]),
       stats_(stats),
       next_(c.next_.data() + l * c.publishers_),
-      next0_(next_[0]),
       size_(c.size_),
       publishers_(c.publishers_),
       tags_(c.tags_),
-      tag_(c.subs_[l].tag),
       fixed_rate_(c.fixed_rate_),
-      next_topic_seq_(c.subs_[l].next_topic_seq),
+      expected_word_(header_word(c.subs_[l].tag, 0, c.size_)),
+      stride_(c.stride_),
+      hot_{next_[0], c.subs_[l].next_topic_seq, 0, c.subs_[l].countdown},
       latency_(stats.latency),
       transit_(stats.transit) {}
 
 void Checker::Account::flush() noexcept {
-  next_[0] = next0_;
-  sub_.next_topic_seq = next_topic_seq_;
-  sub_.received += received_;
+  next_[0] = hot_.next0;
+  sub_.next_topic_seq = hot_.next_topic_seq;
+  sub_.countdown = hot_.countdown;
+  sub_.received += hot_.received;
   sub_.skipped += skipped_;
   sub_.out_of_order += out_of_order_;
   sub_.malformed += malformed_;
-  stats_.delivered += received_;
-  stats_.bytes += received_ * size_;
+  stats_.delivered += hot_.received;
+  stats_.bytes += hot_.received * size_;
   stats_.sampled += sampled_;
-  received_ = sampled_ = skipped_ = out_of_order_ = malformed_ = 0;
+  stats_.aborted_records += aborted_;
+  hot_.received = sampled_ = skipped_ = out_of_order_ = malformed_ = aborted_ = 0;
   latency_.flush();
   transit_.flush();
 }

@@ -186,50 +186,107 @@ class Checker {
     Account& operator=(const Account&) = delete;
     ~Account() { flush(); }
 
-    /// One delivered message, received at `now` (0: not sampled).
+    /// One delivered message, received at `now` (0: not timed). Every delivery is checked; one in
+    /// Config::sample_stride() of each subscriber's is timed.
     void deliver(const std::byte* data, std::size_t size, std::uint64_t now) noexcept {
-      PayloadHeader h;
-      std::memcpy(&h, data, sizeof h);
-      if (size != size_ || h.size != size_ || h.publisher >= publishers_ || h.tag != tag_) {
-        ++malformed_;
-        return;
-      }
-      std::uint64_t& next = h.publisher == 0 ? next0_ : next_[h.publisher];
-      if (h.seq == next) {
-        next += tags_;
-      } else if (h.seq > next) {
-        skipped_ += (h.seq - next) / tags_;  // lost in between (a gap)
-        next = h.seq + tags_;
-      } else {
-        ++out_of_order_;  // a duplicate or a reordering
-      }
-      ++received_;
-      if (now != 0) {
-        latency_.record(now > h.send_ns ? now - h.send_ns : 0);
-        ++sampled_;
-        // At a fixed rate, also from the actual send: the transport alone, without the publisher's
-        // own lateness (at the maximum rate both stamps are the same).
-        if (fixed_rate_) transit_.record(now > h.sent_ns ? now - h.sent_ns : 0);
-      }
+      Hot h = hot_;
+      check(h, data, size, now);
+      hot_ = h;
     }
     /// The ring designs: the topic's sequence number of the messages must only grow.
     void topic_seq(std::uint64_t seq) noexcept {
-      if (seq < next_topic_seq_) ++out_of_order_;
-      next_topic_seq_ = seq + 1;
+      if (seq < hot_.next_topic_seq) ++out_of_order_;
+      hot_.next_topic_seq = seq + 1;
+    }
+    /// A whole batch of the ring designs, all received at `now`: anything with a for_each() that
+    /// visits messages with `seq`, `aborted` and `data` (pushpoll::Batch). Aborted records are
+    /// counted and skipped; the topic's sequence must grow; every other message is delivered. The
+    /// same checks as topic_seq() and deliver() per message, with the running state in locals
+    /// (registers) for the whole loop: kept in the object, every count would be a load and a store
+    /// per message, and the chain of store-to-load forwards through them would bound the loop.
+    template <class Batch>
+    void deliver_batch(const Batch& batch, std::uint64_t now) noexcept {
+      Hot h = hot_;
+      batch.for_each([&](const auto& m) __attribute__((always_inline)) {
+        if (m.aborted) [[unlikely]] {
+          ++aborted_;
+          return;
+        }
+        if (m.seq < h.next_topic_seq) [[unlikely]] ++out_of_order_;
+        h.next_topic_seq = m.seq + 1;
+        check(h, m.data.data(), m.data.size(), now);
+      });
+      hot_ = h;
     }
 
    private:
+    // Where the publisher sits in the header's first word, and the bits of that word that must
+    // equal the expected tag and size (built from a PayloadHeader, so byte order does not matter).
+    static constexpr unsigned kPublisherShift = 8 * offsetof(PayloadHeader, publisher);
+    static const std::uint64_t kWordMask;
+    static_assert(offsetof(PayloadHeader, seq) == sizeof(std::uint64_t), "tag..size fill the first word");
+
+    /// What changes with every delivery.
+    struct Hot {
+      std::uint64_t next0;           // next expected seq of publisher 0 (the common case)
+      std::uint64_t next_topic_seq;  // ring designs: the topic's seq must reach at least this
+      std::uint64_t received;
+      std::uint32_t countdown;       // deliveries until the next one timed (1: the next)
+    };
+    [[gnu::always_inline]] void check(Hot& h, const std::byte* data, std::size_t size,
+                                      std::uint64_t now) noexcept {
+      // The header's first word (tag, reserved, publisher, size) and the publisher's seq: one
+      // compare checks the tag and the size; the rest is read only for a delivery that is timed.
+      std::uint64_t word, seq;
+      std::memcpy(&word, data, sizeof word);
+      std::memcpy(&seq, data + offsetof(PayloadHeader, seq), sizeof seq);
+      const auto publisher = static_cast<std::uint16_t>(word >> kPublisherShift);
+      if ((word & kWordMask) != expected_word_ || size != size_ || publisher >= publishers_) [[unlikely]] {
+        ++malformed_;
+        return;
+      }
+      if (publisher == 0 && seq == h.next0) [[likely]] {
+        h.next0 += tags_;
+      } else {
+        sequence(publisher == 0 ? h.next0 : next_[publisher], seq);
+      }
+      ++h.received;
+      if (--h.countdown == 0) [[unlikely]] {
+        h.countdown = stride_;
+        if (now != 0) time(data, now);
+      }
+    }
+    /// Publisher's sequence: `seq` arrived where `next` was expected.
+    void sequence(std::uint64_t& next, std::uint64_t seq) noexcept {
+      if (seq == next) {
+        next += tags_;
+      } else if (seq > next) {
+        skipped_ += (seq - next) / tags_;  // lost in between (a gap)
+        next = seq + tags_;
+      } else {
+        ++out_of_order_;  // a duplicate or a reordering
+      }
+    }
+    void time(const std::byte* data, std::uint64_t now) noexcept {
+      PayloadHeader h;
+      std::memcpy(&h, data, sizeof h);
+      latency_.record(now > h.send_ns ? now - h.send_ns : 0);
+      ++sampled_;
+      // At a fixed rate, also from the actual send: the transport alone, without the publisher's
+      // own lateness (at the maximum rate both stamps are the same).
+      if (fixed_rate_) transit_.record(now > h.sent_ns ? now - h.sent_ns : 0);
+    }
     void flush() noexcept;
     Sub& sub_;
     ReaderStats& stats_;
-    std::uint64_t* next_;  // this subscriber's next expected seq, per publisher
-    std::uint64_t next0_;  // next_[0], in a register (publisher 0 is the common case)
+    std::uint64_t* next_;  // this subscriber's next expected seq, per publisher (next_[0]: hot_)
     const std::uint32_t size_, publishers_;
     const std::uint64_t tags_;
-    const std::uint8_t tag_;
     const bool fixed_rate_;
-    std::uint64_t next_topic_seq_;
-    std::uint64_t received_ = 0, sampled_ = 0, skipped_ = 0, out_of_order_ = 0, malformed_ = 0;
+    const std::uint64_t expected_word_;
+    const std::uint32_t stride_;
+    Hot hot_;
+    std::uint64_t sampled_ = 0, skipped_ = 0, out_of_order_ = 0, malformed_ = 0, aborted_ = 0;
     LatencyHistogram::Accumulator latency_, transit_;
   };
 
@@ -262,9 +319,11 @@ class Checker {
   struct Sub {
     std::uint64_t received = 0, skipped = 0, out_of_order = 0, malformed = 0;
     std::uint64_t next_topic_seq = 0;
+    std::uint32_t countdown = 1;  // the first delivery is timed
     std::uint8_t tag = 0;
   };
   std::uint32_t size_;
+  std::uint32_t stride_;
   bool fixed_rate_;
   std::uint32_t publishers_;
   std::uint64_t tags_;

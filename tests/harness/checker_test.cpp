@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <span>
 #include <vector>
 
 #include "workload.hpp"
@@ -164,6 +165,98 @@ TEST(Checker, UnsampledDeliveriesAreCountedButNotTimed) {
   EXPECT_EQ(f.stats.delivered, 1u);
   EXPECT_EQ(f.stats.sampled, 0u);
   EXPECT_EQ(f.stats.latency.count(), 0u);
+}
+
+TEST(Checker, HeaderSizeMustMatchTheMessageSize) {
+  Fixture f(1, 1, {0});
+  auto m = message(0, 0, 1);
+  PayloadHeader h;
+  std::memcpy(&h, m.data(), sizeof h);
+  h.size = 40;  // the header lies about the size the transport delivered
+  std::memcpy(m.data(), &h, sizeof h);
+  f.check.deliver(0, m.data(), m.size(), 1000, f.stats);
+  f.check.finish(std::vector<std::uint64_t>{1});
+  EXPECT_EQ(f.check.totals().malformed, 1u);
+  EXPECT_EQ(f.check.totals().received, 0u);
+}
+
+TEST(Checker, TimesOneDeliveryInTheStrideOfEachSubscriber) {
+  Config c = config(1, 1);
+  c.rate_max = true;  // the automatic stride: 1 in 64
+  ASSERT_EQ(c.sample_stride(), 64u);
+  const std::vector<unsigned> ids{0, 1};
+  Checker check(c, ids);
+  ReaderStats stats;
+  for (std::uint64_t s = 0; s < 130; ++s) {
+    const auto m = message(0, s, 1);
+    check.deliver(0, m.data(), m.size(), 1000, stats);
+    if (s < 10) check.deliver(1, m.data(), m.size(), 1000, stats);
+  }
+  // Subscriber 0: deliveries 1, 65 and 129 (ceil(130 / 64)); subscriber 1: its first.
+  EXPECT_EQ(stats.sampled, 4u);
+  EXPECT_EQ(stats.latency.count(), 4u);
+  EXPECT_EQ(stats.delivered, 140u);
+
+  c.sample_every = 3;
+  Checker every_third(c, ids);
+  ReaderStats st3;
+  for (std::uint64_t s = 0; s < 10; ++s) {
+    const auto m = message(0, s, 1);
+    every_third.deliver(0, m.data(), m.size(), 1000, st3);
+  }
+  EXPECT_EQ(st3.sampled, 4u);  // deliveries 1, 4, 7, 10
+  c.rate_max = false;
+  c.sample_every = 0;
+  EXPECT_EQ(c.sample_stride(), 1u) << "a fixed rate times every delivery by default";
+}
+
+// A stand-in for pushpoll::Batch: for_each() over messages with seq, aborted and data.
+struct FakeMessage {
+  std::uint64_t seq;
+  bool aborted;
+  std::span<const std::byte> data;
+};
+struct FakeBatch {
+  std::vector<FakeMessage> messages;
+  template <class F>
+  void for_each(F&& f) const {
+    for (const FakeMessage& m : messages) f(m);
+  }
+};
+
+TEST(Checker, TheBatchLoopChecksWhatSingleDeliveriesCheck) {
+  Fixture f(2, 1, {0});
+  std::vector<std::vector<std::byte>> payloads;
+  FakeBatch batch;
+  auto add = [&](std::uint64_t topic_seq, std::vector<std::byte> payload, bool aborted = false) {
+    payloads.push_back(std::move(payload));
+    batch.messages.push_back({topic_seq, aborted, payloads.back()});
+  };
+  payloads.reserve(16);
+  add(10, message(0, 0, 1));
+  add(11, message(1, 0, 1));
+  add(12, {}, /*aborted=*/true);
+  add(13, message(0, 1, 1));
+  add(14, message(0, 1, 1));  // a duplicate of publisher 0's seq 1
+  add(13, message(0, 2, 1));  // the topic's seq went back
+  add(16, message(1, 2, 1));  // publisher 1's seq 1 lost
+  auto bad = message(0, 3, 1);
+  bad[0] = std::byte{7};      // the wrong tag
+  add(17, bad);
+  {
+    Checker::Account a(f.check, 0, f.stats);
+    a.deliver_batch(batch, 1000);
+  }
+  EXPECT_EQ(f.stats.delivered, 6u);
+  EXPECT_EQ(f.stats.aborted_records, 1u);
+  EXPECT_EQ(f.stats.sampled, 6u) << "a fixed-rate config times every delivery";
+  f.check.finish(std::vector<std::uint64_t>{3, 3});
+  const auto& t = f.check.totals();
+  EXPECT_EQ(t.received, 6u);
+  EXPECT_EQ(t.out_of_order, 2u);  // the duplicate, and the topic's seq going back
+  EXPECT_EQ(t.skipped, 1u);
+  EXPECT_EQ(t.malformed, 1u);
+  EXPECT_EQ(t.missing, 0u);  // both publishers reached seq 3 (the malformed one is not a delivery)
 }
 
 }  // namespace

@@ -51,8 +51,6 @@ class Batch {
     }
     iterator& operator++() noexcept {
       --remaining_;
-      ++seq_;
-      pos_ = next_pos_;
       settle();
       return *this;
     }
@@ -63,56 +61,34 @@ class Batch {
 
    private:
     friend class Batch;
-    iterator(detail::RingView ring, std::uint64_t pos, std::uint64_t seq, std::uint64_t records,
-             std::uint64_t tag_mask, std::uint32_t max_message) noexcept
-        : records_(ring.at(0)), mask_(ring.mask()), capacity_(ring.capacity()), pos_(pos), seq_(seq),
-          remaining_(records), tag_mask_(tag_mask), max_message_(max_message) {
+    iterator(const detail::RingView& ring, std::uint64_t pos, std::uint64_t seq, std::uint64_t records,
+             std::uint64_t tag_mask) noexcept
+        : walk_(ring, pos, seq), remaining_(records), tag_mask_(tag_mask) {
       settle();
     }
-    // Moves to the first record at or after pos_ that the subscriber's tag mask accepts, reading
-    // its header once. The hot path is one header read and four predictable branches: the end of
-    // a lap (implicit gap or padding record) and a failed check are the rare cases.
+    // Moves to the first record at or after the walk's position that the subscriber's tag mask
+    // accepts. A record that fails the walk's checks ends the iteration.
     void settle() noexcept {
-      while (remaining_ != 0) {
-        std::uint64_t off = pos_ & mask_;
-        if (off > capacity_ - sizeof(detail::RecordHeader)) {  // implicit gap: the next lap
-          pos_ += capacity_ - off;
-          off = 0;
-        }
-        detail::RecordHeader h;  // one read of a header that may move (overwrite mode)
-        std::memcpy(&h, records_ + off, sizeof h);
-        if (h.flags & detail::kPadding) [[unlikely]] {
-          pos_ += capacity_ - off;
-          off = 0;
-          std::memcpy(&h, records_, sizeof h);
-        }
-        const std::uint64_t bytes = detail::record_bytes(h.size);
-        // In overwrite mode (or after a detach) a header may be rewritten under us: never follow
-        // a size that could leave the ring; such a batch fails validation on release().
-        if (h.seq != seq_ || h.size > max_message_ || bytes > capacity_ - off) [[unlikely]] {
+      for (; remaining_ != 0; --remaining_) {
+        detail::RecordHeader h;
+        seq_ = walk_.seq();
+        if (!walk_.next(h, data_)) [[unlikely]] {
           remaining_ = 0;
           return;
         }
-        next_pos_ = detail::step(pos_, bytes, stride_);  // off the load's critical path
         if ((tag_mask_ >> (h.tag & 63u)) & 1u) [[likely]] {  // & 63: a torn tag never shifts past 63
-          data_ = records_ + off + sizeof(detail::RecordHeader);
           size_ = h.size;
           tag_ = h.tag;
           aborted_ = (h.flags & detail::kAborted) != 0;
           return;
         }
-        --remaining_;
-        ++seq_;
-        pos_ = next_pos_;
       }
     }
-    const std::byte* records_ = nullptr;
-    std::uint64_t mask_ = 0, capacity_ = 0;
-    std::uint64_t pos_ = 0, next_pos_ = 0, seq_ = 0, remaining_ = 0;
-    std::uint64_t stride_ = 0;  // the last record's size in the ring: the guess for the next one
-    const std::byte* data_ = nullptr;
+    detail::MessageWalk walk_;
+    std::uint64_t remaining_ = 0;
     std::uint64_t tag_mask_ = kAllTags;
-    std::uint32_t max_message_ = 0;
+    std::uint64_t seq_ = 0;
+    const std::byte* data_ = nullptr;
     std::uint32_t size_ = 0;
     std::uint8_t tag_ = 0;
     bool aborted_ = false;
@@ -138,9 +114,20 @@ class Batch {
   [[nodiscard]] std::uint64_t span_bytes() const noexcept { return end_pos_ - begin_pos_; }
 
   [[nodiscard]] iterator begin() const noexcept {
-    return iterator(ring_, begin_pos_, begin_seq_, records_, tag_mask_, max_message_);
+    return iterator(ring_, begin_pos_, begin_seq_, records_, tag_mask_);
   }
   [[nodiscard]] iterator end() const noexcept { return iterator{}; }
+
+  /// Calls f(const Message&) for each message of the batch, in order: the messages iterating
+  /// yields, in a tighter loop whose state stays in registers. The fastest way to read a batch.
+  template <class F>
+  void for_each(F&& f) const {
+    if (tag_mask_ == kAllTags) {
+      walk<true>(f);
+    } else {
+      walk<false>(f);
+    }
+  }
 
   /// Advances the subscriber's cursor past the batch. Returns false if the batch may have been
   /// overwritten while it was held (overwrite mode, or after a detach): do not trust what was read.
@@ -148,6 +135,20 @@ class Batch {
   bool release() noexcept;
 
  private:
+  template <bool kAll, class F>
+  void walk(F& f) const {
+    detail::MessageWalk w(ring_, begin_pos_, begin_seq_);
+    for (std::uint64_t n = records_; n != 0; --n) {
+      const std::uint64_t seq = w.seq();
+      detail::RecordHeader h;
+      const std::byte* payload;
+      if (!w.next(h, payload)) [[unlikely]] return;  // overwritten: release() reports it
+      if (!kAll && !((tag_mask_ >> (h.tag & 63u)) & 1u)) continue;
+      const bool aborted = (h.flags & detail::kAborted) != 0;
+      f(Message{seq, h.tag, aborted, std::span<const std::byte>(payload, aborted ? 0 : h.size)});
+    }
+  }
+
   friend class Subscriber;
   friend struct detail::SubscriberCore;
   detail::SubscriberCore* owner_ = nullptr;
@@ -155,7 +156,6 @@ class Batch {
   detail::RingView ring_{};
   std::uint64_t begin_pos_ = 0, end_pos_ = 0, begin_seq_ = 0, records_ = 0, matched_ = 0, gap_ = 0;
   std::uint64_t tag_mask_ = kAllTags;
-  std::uint32_t max_message_ = 0;
   bool released_ = true;
   bool intact_ = true;
 };

@@ -573,7 +573,6 @@ inline Batch& Batch::operator=(Batch&& other) noexcept {
     matched_ = other.matched_;
     gap_ = other.gap_;
     tag_mask_ = other.tag_mask_;
-    max_message_ = other.max_message_;
     released_ = other.released_;
     intact_ = other.intact_;
     other.owner_ = nullptr;
@@ -591,7 +590,6 @@ inline Batch Subscriber::poll(std::size_t max_messages) {
   Batch b;
   b.ring_ = c.ring;
   b.tag_mask_ = c.tag_mask;
-  b.max_message_ = c.topic->max_message_;
   for (;;) {
     // Relaxed: the slot's state is re-validated through retire_pos below; a detach seen late only
     // delays the gap report to the check after the walk.

@@ -253,6 +253,49 @@ class RingView {
   std::uint64_t capacity_ = 0;
 };
 
+/// A walk over the messages of a batch, from a record boundary at a known seq: what Batch's
+/// iterator and Batch::for_each() share. Holds no ownership; cheap to copy. Its state is a handful
+/// of words so that a loop over it keeps them in registers.
+class MessageWalk {
+ public:
+  MessageWalk() = default;
+  MessageWalk(const RingView& ring, std::uint64_t pos, std::uint64_t seq) noexcept
+      : records_(ring.at(0)), mask_(ring.mask()), capacity_(ring.capacity()), pos_(pos), seq_(seq) {}
+
+  /// Reads the message record at the walk's position (past an implicit gap or a padding record at
+  /// the end of a lap): one read of its header into `h`, and where its payload starts. Moves past
+  /// it. Returns false, and moves nowhere, when the header is not the expected seq's or its size
+  /// would leave the ring: in overwrite mode (or after a detach) a header may be rewritten under
+  /// the reader, and such a batch fails validation on release(). The lap check is what keeps every
+  /// view inside the ring, whatever a rewritten header says.
+  [[gnu::always_inline]] bool next(RecordHeader& h, const std::byte*& payload) noexcept {
+    std::uint64_t pos = pos_, off = pos & mask_;
+    if (off > capacity_ - sizeof(RecordHeader)) [[unlikely]] {  // implicit gap: the next lap
+      pos += capacity_ - off;
+      off = 0;
+    }
+    std::memcpy(&h, records_ + off, sizeof h);
+    if (h.flags & kPadding) [[unlikely]] {
+      pos += capacity_ - off;
+      off = 0;
+      std::memcpy(&h, records_, sizeof h);
+    }
+    const std::uint64_t bytes = record_bytes(h.size);
+    if (h.seq != seq_ || bytes > capacity_ - off) [[unlikely]] return false;
+    payload = records_ + off + sizeof(RecordHeader);
+    pos_ = step(pos, bytes, stride_);  // off the load's critical path (see step())
+    ++seq_;
+    return true;
+  }
+  /// The seq of the next record.
+  [[nodiscard]] std::uint64_t seq() const noexcept { return seq_; }
+
+ private:
+  const std::byte* records_ = nullptr;
+  std::uint64_t mask_ = 0, capacity_ = 0;
+  std::uint64_t pos_ = 0, seq_ = 0, stride_ = 0;
+};
+
 /// CPU relax hint for spin loops.
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
