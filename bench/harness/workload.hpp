@@ -245,10 +245,11 @@ class Checker {
         ++malformed_;
         return;
       }
-      if (publisher == 0 && seq == h.next0) [[likely]] {
-        h.next0 += tags_;
+      if (publisher == 0) [[likely]] {
+        // By value, never by reference: h must not escape, or it would leave the registers.
+        h.next0 = seq == h.next0 ? h.next0 + tags_ : sequence(h.next0, seq);
       } else {
-        sequence(publisher == 0 ? h.next0 : next_[publisher], seq);
+        next_[publisher] = sequence(next_[publisher], seq);
       }
       ++h.received;
       if (--h.countdown == 0) [[unlikely]] {
@@ -256,16 +257,15 @@ class Checker {
         if (now != 0) time(data, now);
       }
     }
-    /// Publisher's sequence: `seq` arrived where `next` was expected.
-    void sequence(std::uint64_t& next, std::uint64_t seq) noexcept {
-      if (seq == next) {
-        next += tags_;
-      } else if (seq > next) {
+    /// A publisher's sequence: `seq` arrived where `next` was expected; returns the next expected.
+    std::uint64_t sequence(std::uint64_t next, std::uint64_t seq) noexcept {
+      if (seq == next) return next + tags_;
+      if (seq > next) {
         skipped_ += (seq - next) / tags_;  // lost in between (a gap)
-        next = seq + tags_;
-      } else {
-        ++out_of_order_;  // a duplicate or a reordering
+        return seq + tags_;
       }
+      ++out_of_order_;  // a duplicate or a reordering
+      return next;
     }
     void time(const std::byte* data, std::uint64_t now) noexcept {
       PayloadHeader h;

@@ -61,6 +61,75 @@ TEST(Batch, DataPointsIntoTheRingAndIsSharedBySubscribers) {
   EXPECT_EQ(i, 2u);
 }
 
+// What for_each() visits must be exactly what iterating yields: seq, tag, aborted flag and the very
+// bytes, across lap ends, aborted claims, sizes that change and tag masks that skip records.
+TEST(Batch, ForEachVisitsExactlyWhatIterationYields) {
+  struct Seen {
+    std::uint64_t seq;
+    unsigned tag;
+    bool aborted;
+    const std::byte* data;
+    std::size_t size;
+    bool operator==(const Seen&) const = default;
+  };
+  auto seen = [](const Message& m) { return Seen{m.seq, m.tag, m.aborted, m.data.data(), m.data.size()}; };
+  Hub hub;
+  Topic& t = hub.topic("t", small_topic(4096));
+  const std::uint64_t masks[] = {kAllTags, 0b1, 0b1010, std::uint64_t{1} << 63};
+  std::vector<Subscriber> subs;
+  for (const std::uint64_t mask : masks) subs.push_back(t.subscribe(Start::oldest, mask));
+  std::uint64_t visited = 0;
+  for (std::uint64_t round = 0; round < 300; ++round) {
+    for (std::uint64_t i = 0; i < 7; ++i) {
+      const std::uint64_t seq = t.head();
+      const std::size_t size = (round % 5 == 0) ? (seq * 37) % 300 : 24;  // runs of one size
+      const unsigned tag = static_cast<unsigned>(seq % 4 == 3 ? 63 : seq % 4);
+      if (seq % 11 == 5) {
+        (void)t.claim(size);  // dropped: an aborted record
+      } else {
+        t.publish(pattern(seq, size), tag);
+      }
+    }
+    for (Subscriber& sub : subs) {
+      const std::size_t max = 1 + round % 9;  // sometimes the whole backlog, sometimes part of it
+      for (;;) {
+        Batch b = sub.poll(max);
+        if (b.empty() && b.end_seq() == b.first_seq()) break;
+        std::vector<Seen> iterated, each;
+        for (const Message& m : b) iterated.push_back(seen(m));
+        b.for_each([&](const Message& m) { each.push_back(seen(m)); });
+        ASSERT_EQ(iterated.size(), b.size());
+        ASSERT_EQ(each, iterated) << "round " << round;
+        for (const Seen& m : each) {
+          ASSERT_TRUE(m.aborted || test::matches_pattern({m.data, m.size}, m.seq)) << m.seq;
+        }
+        visited += each.size();
+        ASSERT_TRUE(b.release());
+      }
+    }
+  }
+  EXPECT_GT(visited, 3000u);
+}
+
+// In overwrite mode a held batch may be overwritten: for_each() stops at the first record that is
+// not what the batch expects, never hands out a view outside the ring, and release() says so.
+TEST(Batch, ForEachOverAnOverwrittenBatchStaysInsideTheRing) {
+  Hub hub;
+  Topic& t = hub.topic("t", small_topic(4096, Overflow::overwrite));
+  Subscriber sub = t.subscribe();
+  for (std::uint64_t i = 0; i < 40; ++i) t.publish(pattern(i, 40));
+  Batch held = sub.poll(1000);
+  ASSERT_EQ(held.size(), 40u);
+  for (std::uint64_t i = 40; i < 200; ++i) t.publish(pattern(i, 72));  // laps the held batch
+  std::uint64_t n = 0;
+  held.for_each([&](const Message& m) {
+    EXPECT_TRUE(test::inside_ring(t, m.data)) << m.seq;
+    ++n;
+  });
+  EXPECT_LT(n, 40u) << "the first records were overwritten: the walk must stop there";
+  EXPECT_FALSE(held.release());
+}
+
 TEST(Batch, CommittedClaimIsReadAtTheAddressItWasWritten) {
   Hub hub;
   Topic& t = hub.topic("t", small_topic());

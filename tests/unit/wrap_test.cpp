@@ -360,10 +360,10 @@ TEST(WrapAround, RunsOfEqualSizesAreWalkedExactlyWhereverTheSizeChanges) {
 // but every Message handed out must still lie inside the ring (the documented "stays mapped"
 // contract), whatever the overwritten header now says.
 //
-// DISABLED: fails. Batch::iterator::operator* (core/include/pushpoll/message.hpp) re-reads the
-// header's size and clamps it only to max_message, not to the room left in the lap, so a record
-// that was at the end of a lap and is overwritten by a payload reads as a message running past the
-// end of the ring (out of the region: a heap-buffer-overflow for a reader that copies it).
+// A regression test: the iterator once re-read the header's size on dereference and bounded it only
+// by max_message, not by the room left in the lap, so a record at the end of a lap, overwritten by
+// a payload, read as a message running past the end of the ring. The walk (detail::MessageWalk)
+// now reads each header once and refuses a size that leaves the lap.
 TEST(WrapAroundOverwrite, MessageReadFromAnOverwrittenRecordStaysInsideTheRing) {
   Hub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity, Overflow::overwrite));
