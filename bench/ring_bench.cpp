@@ -653,6 +653,60 @@ BENCHMARK(BM_Pushpoll_FanOut1000)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
+// Reading one held batch of `msgs` messages of `bytes` bytes (about 1 MiB of ring at 64 B: from L2,
+// as a reader thread hosting many subscribers reads it), single thread. Every iteration walks the
+// whole batch, by iterator (how=0) or by Batch::for_each (how=1), and checks each message's seq,
+// counter and last byte. items_per_second: messages read. This is the cost of the walk itself: the
+// pointer chase from one record's header to the next (docs/DESIGN.md, "Reading").
+void BM_Pushpoll_ReadBatch(benchmark::State& state) {
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  const auto count = static_cast<std::uint64_t>(state.range(1));
+  const bool for_each = state.range(2) != 0;
+  ScopedPin pin(0);
+  pushpoll::Hub hub;
+  pushpoll::Topic& topic = hub.topic("bench", bench_topic_options(true));
+  pushpoll::Subscriber sub = topic.subscribe(pushpoll::Start::oldest);
+  std::vector<std::byte> message(bytes, kFiller);
+  for (std::uint64_t i = 0; i < count; ++i) {
+    write_counter(message.data(), i);
+    topic.publish(message);
+  }
+  const pushpoll::Batch batch = sub.poll(count);
+  if (batch.size() != count) {
+    state.SkipWithError(mismatch("batch size", count, batch.size()).c_str());
+    return;
+  }
+  std::uint64_t sink = 0;
+  for (auto _ : state) {
+    std::uint64_t expected = 0, bad = 0;
+    auto check = [&](const pushpoll::Message& m) {
+      bad += static_cast<std::uint64_t>(m.seq != expected) | (read_counter(m.data.data()) != expected);
+      sink += static_cast<std::uint8_t>(m.data[bytes - 1]);
+      ++expected;
+    };
+    if (for_each) {
+      batch.for_each(check);
+    } else {
+      for (const pushpoll::Message& m : batch) check(m);
+    }
+    if (bad != 0 || expected != count) {
+      state.SkipWithError(("read " + std::to_string(expected) + " messages, " + std::to_string(bad) +
+                           " of them wrong")
+                              .c_str());
+      break;
+    }
+  }
+  benchmark::DoNotOptimize(sink);
+  state.SetItemsProcessed(static_cast<std::int64_t>(count) * state.iterations());
+  state.SetBytesProcessed(static_cast<std::int64_t>(count * bytes) * state.iterations());
+  state.counters["pinned"] = pin.pinned() ? 1.0 : 0.0;
+}
+BENCHMARK(BM_Pushpoll_ReadBatch)
+    ->ArgNames({"bytes", "msgs", "how"})
+    ->Args({64, 12000, 0})
+    ->Args({64, 12000, 1})
+    ->Unit(benchmark::kMicrosecond);
+
 // ---- reference: ZeroMQ ------------------------------------------------------------------------
 
 #if defined(PUSHPOLL_BENCH_HAVE_ZMQ)
