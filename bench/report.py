@@ -391,8 +391,10 @@ def write_report(out: Path, img_dir: Path, default: dict, sweep: list[dict], bar
               "## How the numbers are taken", "",
               "- Latency is publish → receive, from a timestamp in the payload. At a fixed rate publishers follow a "
               "grid of intended send times and latency counts from the intended time (coordinated-omission safe); "
-              "every delivery is timed. At the maximum rate the clock is read once per batch, and latency is mostly "
-              "time spent queued in a full buffer.",
+              "every delivery is timed. At the maximum rate the clock is read once per batch, one delivery in 64 "
+              "of each subscriber is timed (`--sample-every`), and latency is mostly time spent queued in a full "
+              "buffer. Every delivery of every design is checked (exactly once, in order, well-formed) whether "
+              "timed or not; the checks are the same code for every design.",
               "- Latencies go into a log-linear histogram (HdrHistogram-style, at most 0.8 % above the true value).",
               "- CPU is `getrusage(RUSAGE_SELF)` of the design's process over the run (all its threads: publishers, "
               "readers, notifier); \"CPU %\" is of one CPU. Peak RSS is the process's `VmHWM`.",
