@@ -17,18 +17,14 @@
 #include <string>
 #include <thread>
 
+#include "pushpoll/detail/ring.hpp"
+
 namespace pushpoll::bench {
 
 inline constexpr std::size_t kCacheLine = 64;
 
-/// CPU relax hint for spin loops.
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
+/// CPU relax hint for spin loops: the library's own.
+using pushpoll::detail::cpu_relax;
 
 /// Number of CPUs this process may run on.
 inline int usable_cpus() noexcept {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <pushpoll/detail/ring.hpp>
 
 #include "config.hpp"
 #include "histogram.hpp"
@@ -42,13 +43,7 @@ void sleep_until_ns(std::uint64_t t) noexcept;
 /// Sleeps for `ns` (one clock_nanosleep).
 void sleep_for_ns(std::uint64_t ns) noexcept;
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
+using pushpoll::detail::cpu_relax;  // the library's spin hint
 
 /// Spin, then yield, then sleep up to ~1 ms: for a publisher waiting for room.
 void backoff(unsigned& round) noexcept;
