@@ -72,16 +72,6 @@ nlohmann::json latency_json(const LatencyHistogram& h) {
 
 double per(double num, double den) { return den > 0 ? num / den : 0.0; }
 
-/// The 1-minute load average: how busy the machine was (others' work competes for the CPUs).
-double loadavg_1min() {
-  double l = -1;
-  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
-    std::fclose(f);
-  }
-  return l;
-}
-
 }  // namespace
 
 int child_main(const Config& cfg, const std::string& design_name, int out_fd) {

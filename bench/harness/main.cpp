@@ -166,15 +166,6 @@ json run_design(const ph::Config& cfg, const std::string& design, Progress& prog
   return result;
 }
 
-double loadavg_1min() {
-  double l = -1;
-  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
-    std::fclose(f);
-  }
-  return l;
-}
-
 void print_machine(std::FILE* out, const json& m) {
   std::fprintf(out, "machine: %s, %d CPUs, %s, %s, %s build%s\n", m.value("cpu", "?").c_str(),
                m.value("cpus_online", 0), m.value("kernel", "?").c_str(), m.value("compiler", "?").c_str(),
@@ -379,7 +370,7 @@ int main(int argc, char** argv) {
   for (std::size_t pi = 0; pi < phases.size(); ++pi) {
     const ph::Config& c = phases[pi];
     std::fprintf(out, "\n== %s: %s\n   %s\n", c.phase.c_str(), c.title.c_str(), c.summary().c_str());
-    const double load = loadavg_1min();
+    const double load = ph::loadavg_1min();
     const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
     if (show && !(c.realtime && !c.rate_max) && cpus > 0 && load > 0.75 * static_cast<double>(cpus)) {
       std::fprintf(out, "   note: load average %.1f on %ld CPUs: other work competes for the CPUs, and latency tails "

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <boost/version.hpp>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -121,6 +122,15 @@ std::uint64_t peak_rss_kib() {
     }
   }
   return 0;
+}
+
+double loadavg_1min() {
+  double l = -1;
+  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
+    std::fclose(f);
+  }
+  return l;
 }
 
 }  // namespace pushpoll::harness

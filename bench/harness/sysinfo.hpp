@@ -19,6 +19,10 @@ struct ProcessSnapshot {
 };
 ProcessSnapshot snapshot_process();
 
+/// The 1-minute load average (how busy the machine is: others' work competes for the CPUs); -1 if
+/// unknown.
+double loadavg_1min();
+
 /// VmHWM of this process (its own peak resident set, in KiB); 0 if unknown.
 std::uint64_t peak_rss_kib();
 
