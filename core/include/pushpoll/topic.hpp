@@ -244,9 +244,9 @@ class Topic : public std::enable_shared_from_this<Topic> {
   bool asymmetric_ = false;  // publishers may use the light barrier (the notifier's is heavy)
   boost::lockfree::queue<std::uint32_t> armed_set_;
 
-  std::atomic<std::int64_t> live_handles_{0};  // Claims not yet committed (debug lifetime check)
   std::atomic<std::uint32_t> slot_hint_{0};     // where subscribe() starts looking for a free slot
 #ifndef NDEBUG
+  std::atomic<std::int64_t> live_handles_{0};  // Claims not yet committed (lifetime check)
   std::atomic<bool> sp_busy_{false};            // single_producer promise check
 #endif
 };
