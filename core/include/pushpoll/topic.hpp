@@ -454,24 +454,14 @@ inline std::uint64_t Topic::commit(const detail::Reservation& r, std::uint64_t c
   const std::uint64_t seq = s.head_seq.load(std::memory_order_relaxed);
   if (count == 1) {
     ring_.header_mut(r.start).seq = seq;
-    // A padding record carries the seq of the message after it, so a boundary's seq can be read
-    // wherever the boundary is.
-    if (r.start != r.pos && ring_.lap_room(r.pos) >= sizeof(detail::RecordHeader)) {
-      ring_.header_mut(r.pos).seq = seq;
-    }
     // Release: read by locate_head()/poll(), which acquire it and re-check head_seq.
     s.recent[(seq + 1) % detail::kRecentPositions].store(r.end, std::memory_order_release);
   } else {
-    std::uint64_t pos = r.pos;
+    std::uint64_t pos = r.pos, stride = 0;
     for (std::uint64_t i = 0; i < count; ++i) {
-      pos = ring_.skip_tail(pos);
-      if (ring_.header(pos).flags & detail::kPadding) {
-        ring_.header_mut(pos).seq = seq + i;
-        pos += ring_.lap_room(pos);
-      }
-      auto& h = ring_.header_mut(pos);
-      h.seq = seq + i;
-      pos += detail::record_bytes(h.size);
+      std::uint64_t start;
+      pos = ring_.next_message(pos, start, stride);
+      ring_.header_mut(start).seq = seq + i;
       // Release: as above.
       s.recent[(seq + i + 1) % detail::kRecentPositions].store(pos, std::memory_order_release);
       // The head moves one message at a time, as for single publishes: a reader validates a
