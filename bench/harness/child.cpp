@@ -172,27 +172,8 @@ int child_main(const Config& cfg, const std::string& design_name, int out_fd) {
     Checker::Totals v;
     for (unsigned t = 0; t < cfg.threads; ++t) {
       checkers[t].finish(ctx.published_final);
-      const auto& ct = checkers[t].totals();
-      v.expected += ct.expected;
-      v.received += ct.received;
-      v.skipped += ct.skipped;
-      v.missing += ct.missing;
-      v.out_of_order += ct.out_of_order;
-      v.malformed += ct.malformed;
-      v.subscribers_short += ct.subscribers_short;
-      const ReaderStats& s = stats[t];
-      all.latency.merge(s.latency);
-      all.transit.merge(s.transit);
-      all.delivered += s.delivered;
-      all.bytes += s.bytes;
-      all.sampled += s.sampled;
-      all.syscalls += s.syscalls;
-      all.sleeps += s.sleeps;
-      all.passes += s.passes;
-      all.batches += s.batches;
-      all.transport_gaps += s.transport_gaps;
-      all.torn += s.torn;
-      all.aborted_records += s.aborted_records;
+      v += checkers[t].totals();
+      all.merge(stats[t]);
     }
     std::uint64_t published = 0;
     for (const std::uint64_t n : ctx.published_final) published += n;

@@ -107,8 +107,6 @@ class LatencyHistogram {
     max_ = std::max(max_, other.max_);
   }
 
-  void reset() noexcept { *this = LatencyHistogram{}; }
-
   /// Recording from a hot loop: keeps the running count, sum, min, max and the current run of equal
   /// buckets in locals (registers), and adds them to the histogram at flush() or destruction. Values
   /// measured against one clock read per batch change slowly from one message to the next, so runs

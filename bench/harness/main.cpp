@@ -15,7 +15,6 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -25,7 +24,6 @@
 #include "report.hpp"
 #include "scenarios.hpp"
 #include "sysinfo.hpp"
-#include "workload.hpp"
 
 namespace ph = pushpoll::harness;
 using nlohmann::json;

@@ -65,7 +65,6 @@ std::string sig3(double v) {
 struct Metric {
   const char* name;
   const char* pointer;
-  bool higher_is_better;
   bool needs_deliveries;
   std::string (*format)(double);
 };
@@ -76,13 +75,13 @@ std::string fmt_kib(double v) { return mib(v); }
 std::string fmt_pct(double v) { return fixed(v, v >= 10 ? 0 : 1) + " %"; }
 
 const Metric kMetrics[] = {
-    {"delivered/s", "/delivered_per_s", true, true, fmt_rate},
-    {"p50", "/latency_ns/p50", false, true, fmt_ns},
-    {"p99", "/latency_ns/p99", false, true, fmt_ns},
-    {"CPU s/M msgs", "/cpu/per_million_delivered_s", false, true, sig3},
-    {"CPU %", "/cpu/percent_of_one_cpu", false, false, fmt_pct},
-    {"syscalls/msg", "/syscalls/per_delivered", false, true, sig3},
-    {"peak RSS", "/peak_rss_kib", false, false, fmt_kib},
+    {"delivered/s", "/delivered_per_s", true, fmt_rate},
+    {"p50", "/latency_ns/p50", true, fmt_ns},
+    {"p99", "/latency_ns/p99", true, fmt_ns},
+    {"CPU s/M msgs", "/cpu/per_million_delivered_s", true, sig3},
+    {"CPU %", "/cpu/percent_of_one_cpu", false, fmt_pct},
+    {"syscalls/msg", "/syscalls/per_delivered", true, sig3},
+    {"peak RSS", "/peak_rss_kib", false, fmt_kib},
 };
 
 const json* reference_of(const json& results) {

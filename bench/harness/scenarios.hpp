@@ -9,8 +9,6 @@
 namespace pushpoll::harness {
 
 struct Scenario {
-  std::string name;
-  std::string description;
   std::vector<Config> phases;
 };
 

@@ -126,7 +126,6 @@ class RunContext {
   void wait_arrivals(unsigned n);
   /// Coordinator: opens the gate at t0.
   void open_gate(std::uint64_t t0);
-  [[nodiscard]] std::uint64_t t0() const noexcept { return t0_; }
 
   /// Records a failure (first one wins) and aborts the run.
   void fail(const std::string& what);
@@ -161,6 +160,22 @@ struct ReaderStats {
   std::uint64_t transport_gaps = 0;   ///< losses the transport itself reported (pushpoll Batch::gap)
   std::uint64_t torn = 0;             ///< batches that failed validation on release (overwrite)
   std::uint64_t aborted_records = 0;  ///< aborted claims seen (pushpoll)
+
+  /// Adds another reader's statistics into these.
+  void merge(const ReaderStats& o) noexcept {
+    latency.merge(o.latency);
+    transit.merge(o.transit);
+    delivered += o.delivered;
+    bytes += o.bytes;
+    sampled += o.sampled;
+    syscalls += o.syscalls;
+    sleeps += o.sleeps;
+    passes += o.passes;
+    batches += o.batches;
+    transport_gaps += o.transport_gaps;
+    torn += o.torn;
+    aborted_records += o.aborted_records;
+  }
 };
 
 /// Checks every delivery of the subscribers of one reader thread: exactly once and in order, per
@@ -306,9 +321,19 @@ class Checker {
     std::uint64_t out_of_order = 0;  ///< duplicates and reorderings
     std::uint64_t malformed = 0;     ///< wrong size, publisher or tag
     std::uint64_t subscribers_short = 0;  ///< subscribers that did not receive all they were due
+
+    Totals& operator+=(const Totals& o) noexcept {
+      expected += o.expected;
+      received += o.received;
+      skipped += o.skipped;
+      missing += o.missing;
+      out_of_order += o.out_of_order;
+      malformed += o.malformed;
+      subscribers_short += o.subscribers_short;
+      return *this;
+    }
   };
   [[nodiscard]] const Totals& totals() const noexcept { return totals_; }
-  [[nodiscard]] std::size_t size() const noexcept { return subs_.size(); }
 
  private:
   struct Sub {
@@ -376,7 +401,6 @@ class Epoll {
   void add(int fd, std::uint64_t data, bool edge_triggered = false);
   /// epoll_wait: fills `out` with the data of ready fds; returns their number (0 on timeout).
   int wait(std::span<std::uint64_t> out, int timeout_ms) noexcept;
-  [[nodiscard]] int fd() const noexcept { return fd_; }
 
  private:
   int fd_ = -1;

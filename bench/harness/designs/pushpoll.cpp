@@ -100,16 +100,13 @@ class RingDesign final : public Design {
         r.epoll->add(r.group->fd(), kGroupTag);
       } else {
         // Which subscribers this thread arms: all, or (sentinel) the first of each tag mask.
+        // Edge-triggered: every notifier write is one event; a stale count left in an eventfd (a
+        // write that landed after a drain) cannot make epoll spin. The next poll()/arm() drains.
         std::vector<std::uint64_t> masks;
         for (std::size_t l = 0; l < r.subs.size(); ++l) {
           const std::uint64_t mask = r.subs[l].tag_mask();
           if (sentinel_ && std::find(masks.begin(), masks.end(), mask) != masks.end()) continue;
           masks.push_back(mask);
-          r.armed.push_back(l);
-        }
-        // Edge-triggered: every notifier write is one event; a stale count left in an eventfd (a
-        // write that landed after a drain) cannot make epoll spin. The next poll()/arm() drains.
-        for (const std::size_t l : r.armed) {
           r.epoll->add(r.subs[l].fd(), l, true);
           r.arming.push_back(&r.subs[l]);
         }
@@ -192,8 +189,7 @@ class RingDesign final : public Design {
     std::vector<Subscriber> subs;
     std::unique_ptr<Epoll> epoll;
     std::vector<Staged> staged;  // overwrite mode: copies awaiting validation
-    std::vector<std::size_t> armed;  // the subscribers armed before parking (not with a group)
-    std::vector<Subscriber*> arming;  // the same, as arm_all() takes them
+    std::vector<Subscriber*> arming;  // the subscribers armed before parking (not with a group)
     std::vector<std::size_t> arm_ready;
   };
   struct alignas(64) Retries {
