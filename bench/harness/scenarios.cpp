@@ -12,8 +12,6 @@ Config base(const char* phase, const char* title) {
   Config c;
   c.phase = phase;
   c.title = title;
-  c.publishers = 1;
-  c.size = 64;
   return c;
 }
 
@@ -29,42 +27,37 @@ Config fanout(std::uint64_t duration_ns, std::vector<std::string> designs) {
   return c;
 }
 
+/// `subscribers` on `threads` reader threads, published to at `rate` messages/s (0: idle).
+Config fixed_rate(const char* phase, const char* title, unsigned subscribers, unsigned threads, double rate,
+                  std::uint64_t duration_ns, std::vector<std::string> designs) {
+  Config c = base(phase, title);
+  c.subscribers = subscribers;
+  c.threads = threads;
+  c.rate_max = false;
+  c.rate = rate;
+  c.duration_ns = duration_ns;
+  c.designs = std::move(designs);
+  return c;
+}
+
 /// One subscriber at a fixed moderate rate: publish-to-receive latency against polling.
 Config latency_one(std::uint64_t duration_ns) {
-  Config c = base("latency-1-10k", "1 subscriber, 64 B at 10,000 msgs/s: publish-to-receive latency");
-  c.subscribers = 1;
-  c.threads = 1;
-  c.rate_max = false;
-  c.rate = 10'000;
-  c.duration_ns = duration_ns;
-  c.designs = {"pushpoll", "poll-1ms", "poll-100us", "spsc-push", "zmq"};
-  return c;
+  return fixed_rate("latency-1-10k", "1 subscriber, 64 B at 10,000 msgs/s: publish-to-receive latency", 1, 1, 10'000,
+                    duration_ns, {"pushpoll", "poll-1ms", "poll-100us", "spsc-push", "zmq"});
 }
 
 /// 1,000 subscribers, wake groups, fixed moderate rate: latency against polling.
 Config latency_thousand(std::uint64_t duration_ns) {
-  Config c = base("latency-1000-groups", "1,000 subscribers on 2 reader threads with wake groups, 64 B at 1,000 msgs/s");
-  c.subscribers = 1000;
-  c.threads = 2;
-  c.rate_max = false;
-  c.rate = 1'000;
-  c.duration_ns = duration_ns;
   // pushpoll-groups: a WakeGroup per thread, all members armed behind one barrier; pushpoll: each
   // subscriber armed on its own (one membarrier each).
-  c.designs = {"pushpoll-groups", "pushpoll", "poll-1ms"};
-  return c;
+  return fixed_rate("latency-1000-groups", "1,000 subscribers on 2 reader threads with wake groups, 64 B at 1,000 msgs/s",
+                    1000, 2, 1'000, duration_ns, {"pushpoll-groups", "pushpoll", "poll-1ms"});
 }
 
 /// Nothing published: what waiting costs.
 Config idle(std::uint64_t duration_ns) {
-  Config c = base("idle-1000", "1,000 subscribers on 2 reader threads, nothing published: the cost of waiting");
-  c.subscribers = 1000;
-  c.threads = 2;
-  c.rate_max = false;
-  c.rate = 0;
-  c.duration_ns = duration_ns;
-  c.designs = {"pushpoll-groups", "pushpoll", "poll-1ms", "poll-100us", "spsc-push", "zmq"};
-  return c;
+  return fixed_rate("idle-1000", "1,000 subscribers on 2 reader threads, nothing published: the cost of waiting", 1000,
+                    2, 0, duration_ns, {"pushpoll-groups", "pushpoll", "poll-1ms", "poll-100us", "spsc-push", "zmq"});
 }
 
 }  // namespace
@@ -80,26 +73,16 @@ std::string scenario_help() {
 
 Scenario make_scenario(const std::string& name) {
   Scenario s;
-  s.name = name;
   if (name == "default") {
-    s.description = "the make-run scenario for a 2-core machine";
     s.phases.push_back(fanout(2 * kSecond, {"pushpoll", "poll-1ms", "spsc-push", "zmq"}));
-    Config lat = base("latency-100-10k", "100 subscribers on 1 reader thread, 64 B at 10,000 msgs/s");
-    lat.subscribers = 100;
-    lat.threads = 1;
-    lat.rate_max = false;
-    lat.rate = 10'000;
-    lat.duration_ns = 2 * kSecond;
-    lat.designs = {"pushpoll", "pushpoll-groups", "poll-1ms", "poll-100us", "spsc-push", "zmq"};
-    s.phases.push_back(lat);
+    s.phases.push_back(fixed_rate("latency-100-10k", "100 subscribers on 1 reader thread, 64 B at 10,000 msgs/s", 100,
+                                  1, 10'000, 2 * kSecond,
+                                  {"pushpoll", "pushpoll-groups", "poll-1ms", "poll-100us", "spsc-push", "zmq"}));
   } else if (name == "fanout1000") {
-    s.description = "N = 1,000 at max rate";
     s.phases.push_back(fanout(3 * kSecond, {"pushpoll", "pushpoll-groups", "spsc-push", "zmq", "poll-1ms"}));
   } else if (name == "latency") {
-    s.description = "latency at a fixed rate, and idle cost";
     s.phases = {latency_one(3 * kSecond), latency_thousand(3 * kSecond), idle(2 * kSecond)};
   } else if (name == "bars") {
-    s.description = "every bar of the benchmark issue";
     s.phases = {fanout(3 * kSecond, {"pushpoll", "pushpoll-groups", "spsc-push", "zmq", "poll-1ms"}), latency_one(3 * kSecond),
                 latency_thousand(3 * kSecond), idle(2 * kSecond)};
   } else {
