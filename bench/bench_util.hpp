@@ -54,8 +54,8 @@ class ScopedPin {
  public:
   explicit ScopedPin(int cpu) noexcept {
     CPU_ZERO(&saved_);
-    saved_ok_ = pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_) == 0;
-    pinned_ = saved_ok_ && pin_this_thread(cpu);
+    const bool saved = pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_) == 0;
+    pinned_ = saved && pin_this_thread(cpu);
   }
   ScopedPin(const ScopedPin&) = delete;
   ScopedPin& operator=(const ScopedPin&) = delete;
@@ -66,7 +66,6 @@ class ScopedPin {
 
  private:
   cpu_set_t saved_;
-  bool saved_ok_ = false;
   bool pinned_ = false;
 };
 

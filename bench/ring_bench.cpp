@@ -24,9 +24,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
-#include <memory>
 #include <new>
-#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -79,7 +77,6 @@ void report(benchmark::State& state, std::uint64_t messages_per_iteration, std::
 struct Plan {
   std::uint64_t per_iteration = 0;  // messages per timed iteration
   std::uint64_t warmup = 0;         // messages sent and checked before timing (first lap, caches)
-  bool pin = true;                  // producer on CPU 0, consumer on CPU 1
 };
 
 /// Messages in one lap of a 4 MiB ring of `record_bytes`-byte records, at most one iteration.
@@ -97,7 +94,7 @@ void run_one_to_one(benchmark::State& state, const Plan& plan, std::uint64_t byt
   Shared shared;
   std::atomic<int> consumer_ready{0};  // 1 unpinned, 2 pinned; release/acquire hand-off
   std::thread consumer([&] {
-    const bool pinned = plan.pin && pushpoll::bench::pin_this_thread(1);
+    const bool pinned = pushpoll::bench::pin_this_thread(1);
     consumer_ready.store(pinned ? 2 : 1, std::memory_order_release);
     try {
       consume(shared);
@@ -105,8 +102,7 @@ void run_one_to_one(benchmark::State& state, const Plan& plan, std::uint64_t byt
       shared.fail(std::string("consumer threw: ") + e.what());
     }
   });
-  std::optional<ScopedPin> pin;
-  if (plan.pin) pin.emplace(0);
+  ScopedPin pin(0);
   int ready = 0;
   while ((ready = consumer_ready.load(std::memory_order_acquire)) == 0) cpu_relax();
 
@@ -119,7 +115,7 @@ void run_one_to_one(benchmark::State& state, const Plan& plan, std::uint64_t byt
       return false;
     }
     target += n;
-    return shared.wait_consumed(target, /*yield=*/!plan.pin);
+    return shared.wait_consumed(target, /*yield=*/false);
   };
   if (!step(plan.warmup)) state.SkipWithError(shared.error_text().c_str());
   for (auto _ : state) {
@@ -131,7 +127,7 @@ void run_one_to_one(benchmark::State& state, const Plan& plan, std::uint64_t byt
   // Release: pairs with the consumer's acquire; it has nothing left to check.
   shared.stop.store(true, std::memory_order_release);
   consumer.join();
-  report(state, plan.per_iteration, bytes, plan.pin && ready == 2 && pin.has_value() && pin->pinned());
+  report(state, plan.per_iteration, bytes, ready == 2 && pin.pinned());
 }
 
 // ---- the limit: a bare single-producer ring of fixed slots ------------------------------------
