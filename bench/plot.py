@@ -71,7 +71,6 @@ def si(v: float) -> str:
                 return f"{int(x)}"
             text = f"{x:.0f}" if abs(x) >= 99.95 else f"{x:.1f}" if abs(x) >= 9.995 else f"{x:.2f}"
             return text + suffix
-    return f"{v:g}"
 
 
 def phase_title(cfg: dict) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plot  # noqa: E402  (bench/plot.py)
+from plot import human_ns as ns, si  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CANDIDATES = [
@@ -63,14 +64,6 @@ def run(bench: Path, args: list[str], json_path: Path) -> None:
 
 
 # ---- formatting -------------------------------------------------------------------------------
-
-
-def si(v: float) -> str:
-    return plot.si(v)
-
-
-def ns(v: float) -> str:
-    return plot.human_ns(v)
 
 
 def mib(kib: float) -> str:
