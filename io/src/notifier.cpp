@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -185,14 +184,20 @@ class Engine {
   void count_subscriber_syscall() noexcept {
     subscriber_syscalls_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   }
-  void count_arm() noexcept { arms_.fetch_add(1, std::memory_order_relaxed); }
-  void count_recovered() noexcept { recovered_.fetch_add(1, std::memory_order_relaxed); }
+  void count_arm() noexcept { arms_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: statistics
+  void count_recovered() noexcept {
+    recovered_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+  }
 
   // Internal to the engine (public: the facade and the background thread call in).
   /// Runs rounds for `topic` until no tags are pending, unless another thread is running them
   /// (it will see our tags: it looks at pending_tags again after it lets go of `notifying`).
   void serve(Topic& topic, bool closing) noexcept {
     auto& s = topic.ring().state();
+    // seq_cst throughout: `notifying` and `pending_tags` form a Dekker pair with notify(). A
+    // publisher ORs its tags in, then tries to take `notifying`; a server lets go of `notifying`,
+    // then looks at `pending_tags` again. In the single total order one of the two sees the
+    // other: either the server finds the tags, or the publisher takes `notifying` and serves them.
     for (;;) {
       if (s.notifying.exchange(1, std::memory_order_seq_cst) != 0) {
         if (!closing) return;
@@ -201,7 +206,7 @@ class Engine {
         continue;
       }
       const std::uint64_t tags = s.pending_tags.exchange(0, std::memory_order_seq_cst);
-      round(topic, closing ? ~std::uint64_t{0} : tags, closing);
+      round(topic, closing ? ~std::uint64_t{0} : tags);
       s.notifying.store(0, std::memory_order_seq_cst);
       closing = false;
       if (s.pending_tags.load(std::memory_order_seq_cst) == 0) return;
@@ -209,8 +214,9 @@ class Engine {
   }
 
   /// One round: every armed subscriber of `topic` whose mask meets `tags` goes armed -> notified
-  /// and its eventfd is written once (each distinct eventfd once).
-  void round(Topic& topic, std::uint64_t tags, bool everyone) noexcept {
+  /// and its eventfd is written once (each distinct eventfd once). All tags (closing) meet every
+  /// mask: a mask of 0 is refused at subscribe().
+  void round(Topic& topic, std::uint64_t tags) noexcept {
     if (tags == 0) return;
     thread_local std::vector<int> fds;
     thread_local std::vector<std::uint32_t> keep;
@@ -227,7 +233,9 @@ class Engine {
       slot.queued.store(0, std::memory_order_seq_cst);
       std::uint32_t w = slot.wake.load(std::memory_order_seq_cst);
       if (w != kWakeArmed) continue;  // disarmed, already notified, or unsubscribed
-      if (!everyone && (slot.tag_mask.load(std::memory_order_relaxed) & tags) == 0) {
+      // Relaxed: the mask was stored before the arming's seq_cst RMWs, which the load of `wake`
+      // above read from; it is not changed while the slot is subscribed.
+      if ((slot.tag_mask.load(std::memory_order_relaxed) & tags) == 0) {
         keep.push_back(index);  // stays armed for a tag it wants
         ++skipped;
         continue;
@@ -245,13 +253,16 @@ class Engine {
     // has not happened yet; decrementing here would let the count drop below the slots still
     // armed, and a publisher reading 0 would skip a subscriber that needs its push.
     for (const std::uint32_t k : keep) {
+      // seq_cst: the exchange that marks a slot queued before pushing it, as in arming (see
+      // SubscriberSlot::queued): either we push it back or its subscriber does, never both.
       if (ring.slot(k).queued.exchange(1, std::memory_order_seq_cst) == 0) (void)set.push(k);
     }
     std::sort(fds.begin(), fds.end());
     fds.erase(std::unique(fds.begin(), fds.end()), fds.end());
-    // Relaxed: statistics.
-    coalesced_.fetch_add(woken - fds.size(), std::memory_order_relaxed);
-    skipped_.fetch_add(skipped, std::memory_order_relaxed);
+    // Relaxed: statistics. Shared by every publisher of the hub: touched only when there is
+    // something to add.
+    if (woken != fds.size()) coalesced_.fetch_add(woken - fds.size(), std::memory_order_relaxed);
+    if (skipped != 0) skipped_.fetch_add(skipped, std::memory_order_relaxed);
     if (!fds.empty()) writer_->write_all(fds, counters_);
   }
 
@@ -274,6 +285,7 @@ class Engine {
     bool any = false;
     for (const auto& weak : snapshot) {
       if (auto t = weak.lock()) {
+        // seq_cst: this thread's half of the parked_/pending_tags pair (see notify()).
         if (t->ring().state().pending_tags.load(std::memory_order_seq_cst) != 0) {
           serve(*t, false);
           any = true;
@@ -304,11 +316,13 @@ class Engine {
       parked_.store(true, std::memory_order_seq_cst);
       if (!serve_pending(snapshot) && !stop_.load(std::memory_order_acquire)) {
         pollfd p{bg_fd_, POLLIN, 0};
+        // The parked_ handshake and stop() wake us; the 100 ms timeout is only a safety net, the
+        // notifier's own poll after silence (ten cheap wake-ups a second while the hub is idle).
         (void)::poll(&p, 1, 100);
         std::uint64_t value;
         (void)!::read(bg_fd_, &value, sizeof value);
       }
-      parked_.store(false, std::memory_order_seq_cst);
+      parked_.store(false, std::memory_order_seq_cst);  // seq_cst: as the store above
     }
   }
 
@@ -323,7 +337,8 @@ class Engine {
   // Background mode.
   std::mutex topics_mutex_;
   std::vector<std::weak_ptr<Topic>> topics_;
-  std::atomic<bool> stop_{false};  // release by the destructor; acquire by the thread
+  // Release by stop(), acquire by the thread; it publishes nothing else, so relaxed would do too.
+  std::atomic<bool> stop_{false};
   std::atomic<bool> parked_{false};
   int bg_fd_ = -1;
 };

@@ -21,18 +21,23 @@ namespace {
 // The value added to an eventfd's counter. Static: io_uring reads it after submission returns.
 alignas(8) const std::uint64_t kOne = 1;
 
+/// One write() per eventfd.
+void write_each(std::span<const int> fds, WriterCounters& counters) noexcept {
+  for (const int fd : fds) {
+    // Relaxed: statistics.
+    counters.syscalls.fetch_add(1, std::memory_order_relaxed);
+    if (::write(fd, &kOne, sizeof kOne) == static_cast<ssize_t>(sizeof kOne)) {
+      counters.writes.fetch_add(1, std::memory_order_relaxed);
+    } else if (errno != EAGAIN) {  // EAGAIN: the counter is saturated, the fd readable anyway
+      counters.errors.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
 class SyscallWriter final : public FdWriter {
  public:
   void write_all(std::span<const int> fds, WriterCounters& counters) noexcept override {
-    for (const int fd : fds) {
-      // Relaxed: statistics.
-      counters.syscalls.fetch_add(1, std::memory_order_relaxed);
-      if (::write(fd, &kOne, sizeof kOne) == static_cast<ssize_t>(sizeof kOne)) {
-        counters.writes.fetch_add(1, std::memory_order_relaxed);
-      } else if (errno != EAGAIN) {  // EAGAIN: the counter is saturated, the fd readable anyway
-        counters.errors.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
+    write_each(fds, counters);
   }
   [[nodiscard]] Backend kind() const noexcept override { return Backend::syscall; }
 };
@@ -91,6 +96,7 @@ class UringWriter final : public FdWriter {
     std::lock_guard lock(mutex_);  // one submission queue: one submitter at a time
     std::size_t i = 0;
     while (i < fds.size()) {
+      const std::size_t chunk = i;
       unsigned queued = 0;
       for (; i < fds.size(); ++i) {
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
@@ -117,8 +123,18 @@ class UringWriter final : public FdWriter {
       if (!sqpoll_ || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_NEED_WAKEUP)) {
         counters.syscalls.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
       }
-      if (rc < 0) counters.errors.fetch_add(1, std::memory_order_relaxed);
-      counters.writes.fetch_add(queued, std::memory_order_relaxed);
+      // Relaxed: statistics. Only what was submitted counts as written: entries a failed submit
+      // left in the queue go out, and are counted, with the next one.
+      if (rc > 0) {
+        counters.writes.fetch_add(static_cast<std::uint64_t>(rc), std::memory_order_relaxed);
+      } else if (rc < 0) {
+        counters.errors.fetch_add(1, std::memory_order_relaxed);
+        // The kernel refused the submission: its entries stay queued and would fill the queue
+        // for good. Push the rest of the round with write() instead of looping on a full queue.
+        // The queued entries still go out with the next submission: a second push, harmless.
+        write_each(fds.subspan(chunk), counters);
+        return;
+      }
       reap(counters);
     }
   }
