@@ -282,13 +282,10 @@ bool Topic::retire(std::uint64_t end) {
 void Topic::locate_head(std::uint64_t& seq, std::uint64_t& pos) const noexcept {
   auto& s = ring_.state();
   for (;;) {
-    // Acquire all three: recent[h] was stored (release) by the committer of h-1 before head_seq=h;
-    // if it had been reused (by the committer of h-1+K), the re-read would show head >= h+K-1.
+    // Acquire: as in RingView::recent_position(), which validates the entry against it.
     const std::uint64_t h = s.head_seq.load(std::memory_order_acquire);
-    const std::uint64_t p = s.recent[h % detail::kRecentPositions].load(std::memory_order_acquire);
-    if (s.head_seq.load(std::memory_order_acquire) - h < detail::kRecentPositions - 1) {
+    if (ring_.recent_position(h, pos)) {
       seq = h;
-      pos = p;
       return;
     }
   }
@@ -317,21 +314,13 @@ void Topic::retire_point(std::uint64_t& seq, std::uint64_t& pos) const noexcept 
 
 bool Topic::locate(std::uint64_t seq, std::uint64_t from_seq, std::uint64_t from_pos,
                    std::uint64_t& pos) const noexcept {
-  auto& s = ring_.state();
   std::uint64_t hs, hp;
   locate_head(hs, hp);
   if (seq == hs) {
     pos = hp;
     return true;
   }
-  if (hs - seq < detail::kRecentPositions - 2) {
-    // Acquire, then re-check the head: as in locate_head().
-    const std::uint64_t p = s.recent[seq % detail::kRecentPositions].load(std::memory_order_acquire);
-    if (s.head_seq.load(std::memory_order_acquire) - seq < detail::kRecentPositions - 1) {
-      pos = p;
-      return true;
-    }
-  }
+  if (hs - seq < detail::kRecentPositions - 2 && ring_.recent_position(seq, pos)) return true;
   // Walk from the boundary the caller's slot holds: in block mode nothing from there on is retired
   // while the slot is attached at it.
   std::uint64_t p = from_pos, stride = 0;
@@ -340,8 +329,7 @@ bool Topic::locate(std::uint64_t seq, std::uint64_t from_seq, std::uint64_t from
     p = ring_.next_message(p, start, stride);
   }
   // Overwrite mode does not gate: validate the walk (read-validate, as in poll()).
-  std::atomic_thread_fence(std::memory_order_acquire);
-  if (s.retire_pos.load(std::memory_order_relaxed) > from_pos) return false;
+  if (ring_.overtaken(from_pos)) return false;
   pos = p;
   return true;
 }

@@ -71,7 +71,7 @@ bool has_matching(detail::SubscriberCore& c) {
   while (seq < head) {
     std::uint64_t start;
     const std::uint64_t next = c.ring.next_message(pos, start, stride);
-    if ((c.tag_mask >> (c.ring.header(start).tag & 63u)) & 1u) {  // & 63: may be torn (overwrite)
+    if (detail::accepts(c.tag_mask, c.ring.header(start).tag)) {
       found = true;
       break;
     }
@@ -79,8 +79,7 @@ bool has_matching(detail::SubscriberCore& c) {
     ++seq;
   }
   // Validate the walk as poll() does; a lapped cursor is news (a gap) for the next poll.
-  std::atomic_thread_fence(std::memory_order_acquire);
-  if (s.retire_pos.load(std::memory_order_relaxed) > c.cursor_pos) return true;
+  if (c.ring.overtaken(c.cursor_pos)) return true;
   if (seq != c.cursor_seq) {
     c.cursor_seq = seq;
     c.cursor_pos = pos;

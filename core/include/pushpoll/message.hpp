@@ -78,7 +78,7 @@ class Batch {
           remaining_ = 0;
           return;
         }
-        if ((tag_mask_ >> (h.tag & 63u)) & 1u) [[likely]] {  // & 63: a torn tag never shifts past 63
+        if (detail::accepts(tag_mask_, h.tag)) [[likely]] {
           size_ = h.size;
           tag_ = h.tag;
           aborted_ = (h.flags & detail::kAborted) != 0;
@@ -145,7 +145,7 @@ class Batch {
       detail::RecordHeader h;
       const std::byte* payload;
       if (!w.next(h, payload)) [[unlikely]] return;  // overwritten: release() reports it
-      if (!kAll && !((tag_mask_ >> (h.tag & 63u)) & 1u)) continue;
+      if (!kAll && !detail::accepts(tag_mask_, h.tag)) continue;
       const bool aborted = (h.flags & detail::kAborted) != 0;
       f(Message{seq, h.tag, aborted, std::span<const std::byte>(payload, aborted ? 0 : h.size)});
     }

@@ -516,12 +516,9 @@ inline bool Topic::try_publish(std::span<const std::byte> data, unsigned tag) {
 inline bool detail::SubscriberCore::release_outstanding() noexcept {
   if (!outstanding) return true;
   outstanding = false;
-  auto& s = ring.state();
-  // Acquire fence, then the retire mark: if any byte read from the batch was written by a later lap,
-  // that writer's claim happened after retire_pos passed the batch, and the fence makes that visible
-  // (the seqlock read-validate step; see docs/DESIGN.md, "Overwrite without tearing").
-  std::atomic_thread_fence(std::memory_order_acquire);
-  const bool intact = s.retire_pos.load(std::memory_order_relaxed) <= out_begin_pos;
+  // If any byte read from the batch was written by a later lap, that writer's claim came after
+  // retire_pos passed the batch, and overtaken() sees it.
+  const bool intact = !ring.overtaken(out_begin_pos);
   cursor_seq = out_end_seq;
   cursor_pos = out_end_pos;
   // Release: our reads of the batch happen-before the retirer's acquire of the cursor, and so
@@ -595,12 +592,7 @@ inline Batch Subscriber::poll(std::size_t max_messages) {
       if (available <= max_messages && available != 0) {
         // The whole backlog: its end is the head's position, from the table of recent positions;
         // valid unless the head moved on by a whole table meanwhile (then walk instead).
-        pos = s.recent[head % detail::kRecentPositions].load(std::memory_order_acquire);
-        if (s.head_seq.load(std::memory_order_acquire) - head < detail::kRecentPositions - 1) {
-          records = available;
-        } else {
-          pos = c.cursor_pos;
-        }
+        if (c.ring.recent_position(head, pos)) records = available;
       }
       const std::uint64_t n = available < max_messages ? available : max_messages;
       std::uint64_t stride = 0;
@@ -614,16 +606,14 @@ inline Batch Subscriber::poll(std::size_t max_messages) {
       while (records < available && matched < max_messages) {
         std::uint64_t start;
         const std::uint64_t next = c.ring.next_message(pos, start, stride);
-        // & 63: in overwrite mode a header read here may be torn; the walk is validated below.
-        if ((c.tag_mask >> (c.ring.header(start).tag & 63u)) & 1u) ++matched;
+        if (detail::accepts(c.tag_mask, c.ring.header(start).tag)) ++matched;  // validated below
         ++records;
         pos = next;
       }
     }
     // Validate the walk: if the writers retired past our cursor meanwhile, the headers we walked
-    // may be from a later lap. Acquire fence: as in release_outstanding().
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (s.retire_pos.load(std::memory_order_relaxed) > c.cursor_pos) continue;
+    // may be from a later lap.
+    if (c.ring.overtaken(c.cursor_pos)) continue;
     b.begin_pos_ = c.cursor_pos;
     b.begin_seq_ = c.cursor_seq;
     b.end_pos_ = pos;

@@ -62,6 +62,12 @@ inline constexpr std::uint8_t kAborted = 2;  // a claim dropped without commit()
   return next;
 }
 
+/// Whether a subscriber's tag mask takes a record's tag. `& 63`: in overwrite mode a header may be
+/// torn under a reader, and a shift by 64 or more would be undefined.
+[[nodiscard]] constexpr bool accepts(std::uint64_t tag_mask, std::uint8_t tag) noexcept {
+  return ((tag_mask >> (tag & 63u)) & 1u) != 0;
+}
+
 /// Subscriber slot states.
 inline constexpr std::uint32_t kSlotFree = 0;
 inline constexpr std::uint32_t kSlotAttached = 1;  // gates the writers (Overflow::block)
@@ -208,6 +214,26 @@ class RingView {
   }
   [[nodiscard]] RecordHeader& header_mut(std::uint64_t pos) const noexcept {
     return *reinterpret_cast<RecordHeader*>(at(pos));
+  }
+
+  /// The position of message `seq` from the table of recent positions, if the table still holds
+  /// it. Acquire both: recent[seq] was stored (release) by the committer of seq - 1 before it moved
+  /// head_seq past it; had the entry been reused since (by the committer of seq - 1 + K), the
+  /// re-read of head_seq shows a head at least K - 1 further on.
+  [[nodiscard]] bool recent_position(std::uint64_t seq, std::uint64_t& pos) const noexcept {
+    const std::uint64_t p = state_->recent[seq % kRecentPositions].load(std::memory_order_acquire);
+    if (state_->head_seq.load(std::memory_order_acquire) - seq >= kRecentPositions - 1) return false;
+    pos = p;
+    return true;
+  }
+  /// Read-validate, a seqlock's second look: true when the writers have retired past `pos` since,
+  /// so that what was read from there on may come from a later lap. The acquire fence orders our
+  /// earlier reads of ring bytes before the relaxed load: if any byte came from an overwriting
+  /// claim, that claimer's release fence synchronises with ours, and the retire_pos it acquired
+  /// before claiming is visible here (docs/DESIGN.md, "Overwrite without silent tearing").
+  [[nodiscard]] bool overtaken(std::uint64_t pos) const noexcept {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return state_->retire_pos.load(std::memory_order_relaxed) > pos;
   }
 
   /// Bytes left before the end of the ring's lap at `pos`.
