@@ -26,6 +26,7 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -242,12 +243,46 @@ void yield_to_queued(const State& s) {
   }
 }
 
+/// The longest duration a Python number of seconds stands for: about 30 years. Longer ones are
+/// capped (or refused, or mean forever: each caller says), so that nanoseconds never overflow.
+inline constexpr double kMaxSeconds = 1e9;
+
+/// Seconds (not NaN: the caller rejects it with its own message) as nanoseconds, rounded, capped
+/// to +-kMaxSeconds.
+std::chrono::nanoseconds from_seconds(double seconds);
+
 /// A Python timeout in seconds (None: forever) as the C++ wait takes it: negative means forever.
-/// Raises ValueError for a negative or NaN timeout; math.inf (or over ~30 years) is forever.
+/// Raises ValueError for a negative or NaN timeout; math.inf (or over kMaxSeconds) is forever.
 std::chrono::nanoseconds wait_timeout(const std::optional<double>& seconds);
 
 /// A duration in seconds (>= 0, finite) for an option called `what`; ValueError otherwise.
 std::chrono::nanoseconds duration_option(const char* what, double seconds);
+
+/// When a blocking Python wait gives up, and how long its next C++ wait (a slice) may be.
+class Deadline {
+ public:
+  using clock = std::chrono::steady_clock;
+  /// A Python timeout, as wait_timeout() takes it (ValueError for a negative or NaN one).
+  explicit Deadline(const std::optional<double>& timeout_seconds) {
+    const std::chrono::nanoseconds timeout = wait_timeout(timeout_seconds);
+    forever_ = timeout.count() < 0;
+    at_ = forever_ ? clock::time_point::max() : clock::now() + timeout;
+  }
+  /// The deadline; time_point::max() for a wait without one.
+  [[nodiscard]] clock::time_point at() const noexcept { return at_; }
+  [[nodiscard]] bool passed(clock::time_point now) const noexcept { return !forever_ && now >= at_; }
+  /// The C++ wait to make at `now`: kWaitSlice, or what is left of the timeout when that is less.
+  [[nodiscard]] std::chrono::nanoseconds slice(clock::time_point now) const noexcept {
+    if (forever_) return kWaitSlice;  // at_ - now would overflow
+    return std::clamp<std::chrono::nanoseconds>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(at_ - now), std::chrono::nanoseconds(0),
+        kWaitSlice);
+  }
+
+ private:
+  bool forever_ = false;
+  clock::time_point at_;
+};
 
 /// A Python object's bytes (PyBUF_SIMPLE: contiguous, any item type), held for the scope. Never
 /// moved: some exporters expect the Py_buffer they filled in to come back to them.
@@ -277,6 +312,11 @@ class Buffer {
 /// Sets the Python exception for the C++ exception in flight. Call it inside a catch block; returns
 /// nullptr so that a fast-call entry point can `return set_error();`.
 PyObject* set_error() noexcept;
+
+/// What a method of a closed Subscriber raises.
+[[noreturn]] inline void throw_closed_subscriber() {
+  throw Closed("pushpoll: the subscriber is closed");
+}
 
 // ---- fast-call argument parsing ----
 

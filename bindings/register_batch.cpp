@@ -14,6 +14,7 @@
 // pybind11's per-call overhead would cost more than the work. They are heap types, so instances
 // keep a reference to their type.
 #include <algorithm>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -631,7 +632,7 @@ PyStructSequence_Field arrays_fields[] = {
 PyStructSequence_Desc arrays_desc = {
     "pushpoll.BatchArrays",
     "A batch as arrays (Batch.as_arrays()): message i is data[offsets[i]:offsets[i] + lengths[i]].",
-    arrays_fields, 5};
+    arrays_fields, static_cast<int>(std::size(arrays_fields) - 1)};  // without the sentinel
 
 PyTypeObject* ready_type(py::module_& m, PyType_Spec* spec, const char* export_name) {
   auto* type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(spec));
@@ -645,7 +646,7 @@ PyTypeObject* ready_type(py::module_& m, PyType_Spec* spec, const char* export_n
 
 PyObject* poll_batch(const std::shared_ptr<SubState>& state, std::size_t max_messages) {
   SubState& s = *state;
-  if (s.closed) throw Closed("pushpoll: the subscriber is closed");
+  if (s.closed) throw_closed_subscriber();
   // Python objects first: allocating may run the garbage collector, i.e. arbitrary code, which must
   // not run while the subscriber's mutex is held.
   PinObject* pin = new_pin(state);
@@ -656,7 +657,7 @@ PyObject* poll_batch(const std::shared_ptr<SubState>& state, std::size_t max_mes
   auto result = py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(b));
   {
     SubLock lock(s);
-    if (s.closed) throw Closed("pushpoll: the subscriber is closed");
+    if (s.closed) throw_closed_subscriber();
     if (!release_outstanding(s)) throw py::error_already_set();
     s.batch = s.sub.poll(max_messages);
     b->size = s.batch.size();

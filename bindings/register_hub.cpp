@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,8 +28,9 @@ NotifyMode parse_mode(std::string_view name) {
                         std::string(name) + "\"");
 }
 
-std::string backend_name(Backend b) {
-  return b == Backend::automatic ? std::string("auto") : std::string(to_string(b));
+// The backend in use: the hub resolved "auto" to one of the others when it was made.
+std::string backend_name(const PyHub& self) {
+  return std::string(to_string(self.state->hub.backend()));
 }
 
 Overflow parse_overflow(std::string_view name) {
@@ -42,10 +44,7 @@ Overflow parse_overflow(std::string_view name) {
 // reject with its own message; huge ones (math.inf) become a wait of about 30 years.
 std::chrono::nanoseconds to_nanoseconds(const char* what, double seconds) {
   if (std::isnan(seconds)) throw Error(std::string("pushpoll: ") + what + " is NaN");
-  constexpr double kMaxSeconds = 1e9;
-  if (seconds > kMaxSeconds) seconds = kMaxSeconds;
-  if (seconds < -kMaxSeconds) seconds = -kMaxSeconds;
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(seconds * 1e9)));
+  return from_seconds(seconds);
 }
 
 PyTopic topic(PyHub& self, std::string_view name, std::optional<std::uint64_t> capacity,
@@ -82,7 +81,7 @@ PyStructSequence_Field wake_stats_fields[] = {
 PyStructSequence_Desc wake_stats_desc = {
     "pushpoll.WakeStats",
     "What a hub's wake-up machinery has done (Hub.wake_stats()): a snapshot; counters only grow.",
-    wake_stats_fields, 7};
+    wake_stats_fields, static_cast<int>(std::size(wake_stats_fields) - 1)};  // without the sentinel
 
 py::object wake_stats(const PyHub& self) {
   const WakeStats w = self.state->hub.wake_stats();
@@ -97,6 +96,11 @@ py::object wake_stats(const PyHub& self) {
     PyStructSequence_SetItem(result.ptr(), i++, item);  // steals `item`
   }
   return result;
+}
+
+void close(PyHub& self) {
+  self.closed = true;
+  self.state->hub.close();
 }
 
 }  // namespace
@@ -132,7 +136,7 @@ batch objects are gone too, so objects may be closed and collected in any order.
            py::arg("backend") = "auto", py::kw_only(), py::arg("mode") = "publisher",
            py::arg("coalesce_window") = 50e-6, py::arg("sqpoll") = false)
       .def_property_readonly(
-          "backend", [](const PyHub& self) { return backend_name(self.state->hub.backend()); },
+          "backend", &backend_name,
           "The wake-up backend in use, after any fallback: \"io_uring\" or \"syscall\".")
       .def("topic", &topic, py::arg("name"), py::kw_only(), py::arg("capacity") = py::none(),
            py::arg("max_message") = py::none(), py::arg("overflow") = py::none(),
@@ -158,26 +162,15 @@ Raises pushpoll.Error for invalid options, pushpoll.Closed after close().
            "What the wake-up machinery has done (all topics): a WakeStats named tuple.")
       .def("topic_names", [](const PyHub& self) { return self.state->hub.topic_names(); },
            "Names of the hub's topics, sorted.")
-      .def(
-          "close",
-          [](PyHub& self) {
-            self.closed = true;
-            self.state->hub.close();
-          },
-          "Closes every topic: publishing and subscribing raise Closed; subscribers may still poll "
-          "what is retained. Idempotent.")
+      .def("close", &close,
+           "Closes every topic: publishing and subscribing raise Closed; subscribers may still poll "
+           "what is retained. Idempotent.")
       .def_property_readonly(
           "closed", [](const PyHub& self) { return self.closed; }, "True after close().")
       .def("__enter__", [](py::object self) { return self; })
-      .def(
-          "__exit__",
-          [](PyHub& self, const py::args&) {
-            self.closed = true;
-            self.state->hub.close();
-          },
-          "Closes the hub.")
+      .def("__exit__", [](PyHub& self, const py::args&) { close(self); }, "Closes the hub.")
       .def("__repr__", [](const PyHub& self) {
-        return "<pushpoll.Hub backend=" + backend_name(self.state->hub.backend()) +
+        return "<pushpoll.Hub backend=" + backend_name(self) +
                " topics=" + std::to_string(self.state->hub.topic_names().size()) +
                (self.closed ? " closed>" : ">");
       });

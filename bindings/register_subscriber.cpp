@@ -67,11 +67,9 @@ void close(PySubscriber& self) {
 }
 
 SubState& open_state(const PySubscriber& self) {
-  if (self.state->closed) throw Closed("pushpoll: the subscriber is closed");
+  if (self.state->closed) throw_closed_subscriber();
   return *self.state;
 }
-
-[[noreturn]] void throw_closed_subscriber() { throw Closed("pushpoll: the subscriber is closed"); }
 
 // ---- Waiting ------------------------------------------------------------------------------------
 //
@@ -108,25 +106,23 @@ class SliceOptions {
 // After a wake-up on a closed topic: true while matching messages remain, else throws Closed. The
 // caller holds s.mutex; the subscriber is in no group (Subscriber::wait() refuses members).
 bool recheck_closed(SubState& s) {
-  SliceOptions none(s.sub, std::chrono::nanoseconds(0));
   // On a closed topic wait() never blocks: it returns true for unread messages, else throws Closed.
+  // No spin: the C++ options are zero outside a slice (see SliceOptions).
   return s.sub.wait(std::chrono::nanoseconds(0));
 }
 
 bool wait(PySubscriber& self, std::optional<double> timeout_seconds) {
   const std::shared_ptr<SubState> keep = self.state;
   SubState& s = *keep;
-  using clock = std::chrono::steady_clock;
-  const std::chrono::nanoseconds timeout = wait_timeout(timeout_seconds);
-  const bool forever = timeout.count() < 0;
-  const auto deadline = forever ? clock::time_point::max() : clock::now() + timeout;
+  using clock = Deadline::clock;
+  const Deadline deadline(timeout_seconds);
   if (s.closed) throw_closed_subscriber();
   if (!s.group.expired()) {
     throw Error("pushpoll: this subscriber is in a WakeGroup: wait on the group (group.wait())");
   }
   // Client-side rate limit: a wake-up returned less than min_interval ago delays this one.
   if (s.min_interval.count() > 0 && s.last_wake != clock::time_point{}) {
-    const auto until = std::min(s.last_wake + s.min_interval, deadline);
+    const auto until = std::min(s.last_wake + s.min_interval, deadline.at());
     for (auto now = clock::now(); now < until; now = clock::now()) {
       {
         NoGil nogil;
@@ -155,12 +151,7 @@ bool wait(PySubscriber& self, std::optional<double> timeout_seconds) {
         pushed = true;
       }
       if (!pushed) {
-        std::chrono::nanoseconds slice = kWaitSlice;
-        if (!forever) {
-          slice = std::min(slice, std::max(std::chrono::nanoseconds(0),
-                                           std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                               deadline - slice_start)));
-        }
+        const std::chrono::nanoseconds slice = deadline.slice(slice_start);
         NoGil nogil;
         {
           SliceOptions options(s.sub, spin);
@@ -177,7 +168,7 @@ bool wait(PySubscriber& self, std::optional<double> timeout_seconds) {
     const auto now = clock::now();
     spin = std::max(std::chrono::nanoseconds(0),
                     spin - std::chrono::duration_cast<std::chrono::nanoseconds>(now - slice_start));
-    if (!forever && now >= deadline) return false;
+    if (deadline.passed(now)) return false;
     yield_to_queued(s);
   }
 }
@@ -258,7 +249,7 @@ methods may be called from several threads, and calls are serialized.
           [](const PySubscriber& self) {
             SubState& s = open_state(self);
             SubLock lock(s);
-            if (s.closed) throw Closed("pushpoll: the subscriber is closed");
+            if (s.closed) throw_closed_subscriber();
             return s.sub.lag();
           },
           "Messages published but not yet read (all tags). A hint: the head moves on.")

@@ -142,6 +142,8 @@ std::string repr(const PyTopic& self) {
          (t.closed() ? " closed>" : ">");
 }
 
+void close(PyTopic& self) { self.topic->close(); }
+
 }  // namespace
 
 void register_topic(py::module_& m) {
@@ -212,10 +214,9 @@ Error when the subscriber table is full or ``tags`` is 0.
           "max_subscribers", [](const PyTopic& self) { return self.topic->options().max_subscribers; })
       .def_property_readonly("closed", [](const PyTopic& self) { return self.topic->closed(); })
       .def("stats", [](const PyTopic& self) { return self.topic->stats(); }, "A TopicStats snapshot.")
-      .def("close", [](PyTopic& self) { self.topic->close(); },
-           "Closes the topic (for every holder). Idempotent.")
+      .def("close", &close, "Closes the topic (for every holder). Idempotent.")
       .def("__enter__", [](py::object self) { return self; })
-      .def("__exit__", [](PyTopic& self, const py::args&) { self.topic->close(); })
+      .def("__exit__", [](PyTopic& self, const py::args&) { close(self); })
       .def("__repr__", &repr);
 }
 

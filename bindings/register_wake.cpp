@@ -15,7 +15,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "common.hpp"
 
@@ -41,22 +40,26 @@ void OwnedFd::signal() const noexcept {
   if (fd_ >= 0) (void)::eventfd_write(fd_, 1);
 }
 
+std::chrono::nanoseconds from_seconds(double seconds) {
+  seconds = std::clamp(seconds, -kMaxSeconds, kMaxSeconds);
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(seconds * 1e9)));
+}
+
 std::chrono::nanoseconds wait_timeout(const std::optional<double>& seconds) {
   if (!seconds) return std::chrono::nanoseconds(-1);
   const double s = *seconds;
   if (std::isnan(s)) throw py::value_error("pushpoll: timeout is NaN");
   if (s < 0) throw py::value_error("pushpoll: timeout must not be negative (None waits forever)");
-  constexpr double kForever = 1e9;  // about 30 years
-  if (s >= kForever) return std::chrono::nanoseconds(-1);
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(s * 1e9)));
+  if (s >= kMaxSeconds) return std::chrono::nanoseconds(-1);
+  return from_seconds(s);
 }
 
 std::chrono::nanoseconds duration_option(const char* what, double seconds) {
-  if (!(seconds >= 0) || !std::isfinite(seconds) || seconds > 1e9) {
+  if (!(seconds >= 0) || !std::isfinite(seconds) || seconds > kMaxSeconds) {
     throw py::value_error(std::string("pushpoll: ") + what +
                           " must be a finite number of seconds >= 0");
   }
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(seconds * 1e9)));
+  return from_seconds(seconds);
 }
 
 GroupState::Member leave_group(GroupState& g, SubState& s) {
@@ -93,6 +96,16 @@ void close_group(GroupState& g) {
   }
 }
 
+// The members' states in id order: a snapshot that keeps them alive once the group lock (or the
+// GIL, which guards the members list) is let go.
+std::vector<std::shared_ptr<SubState>> member_states(const GroupState& g) {
+  std::vector<std::shared_ptr<SubState>> states;
+  for (const auto& m : g.members) {
+    if (m.state) states.push_back(m.state);
+  }
+  return states;
+}
+
 std::size_t member_count(const GroupState& g) {
   return static_cast<std::size_t>(
       std::count_if(g.members.begin(), g.members.end(),
@@ -113,12 +126,12 @@ std::uint32_t add(const py::object& self, const py::object& subscriber) {
   const std::shared_ptr<GroupState> g_keep = pg.state;
   GroupState& g = open_group(pg);
   SubState& s = *s_keep;
-  if (s.closed) throw Closed("pushpoll: the subscriber is closed");
+  if (s.closed) throw_closed_subscriber();
   if (s.hub != g.hub) throw Error("pushpoll: a wake group takes subscribers of its own hub only");
   GroupLock group_lock(g);
   if (g.closed) throw_closed_group();
   SubLock lock(s);
-  if (s.closed) throw Closed("pushpoll: the subscriber is closed");
+  if (s.closed) throw_closed_subscriber();
   if (const auto other = s.group.lock()) {
     throw Error(other == g_keep ? "pushpoll: the subscriber is in this wake group already"
                                 : "pushpoll: the subscriber is in another wake group");
@@ -148,10 +161,8 @@ void remove(const PyWakeGroup& self, PySubscriber& subscriber) {
 std::vector<std::uint32_t> wait(const PyWakeGroup& self, std::optional<double> timeout_seconds) {
   const std::shared_ptr<GroupState> keep = self.state;
   GroupState& g = *keep;
-  using clock = std::chrono::steady_clock;
-  const std::chrono::nanoseconds timeout = wait_timeout(timeout_seconds);
-  const bool forever = timeout.count() < 0;
-  const auto deadline = forever ? clock::time_point::max() : clock::now() + timeout;
+  using clock = Deadline::clock;
+  const Deadline deadline(timeout_seconds);
   std::vector<std::uint32_t> ids;
   std::vector<GroupState::Member> finished;  // members that left; dropped after the locks
   for (bool first = true;; first = false) {
@@ -161,11 +172,8 @@ std::vector<std::uint32_t> wait(const PyWakeGroup& self, std::optional<double> t
       if (g.closed) throw_closed_group();
       // Every member's lock, in id order: the group arms them. Membership cannot change while the
       // group lock is held (add, remove and Subscriber.close() take it first).
-      std::vector<std::shared_ptr<SubState>> members;  // declared before the locks: outlives them
+      const auto members = member_states(g);  // declared before the locks: outlives them
       std::vector<std::unique_ptr<SubLock>> locks;
-      for (const auto& m : g.members) {
-        if (m.state) members.push_back(m.state);
-      }
       locks.reserve(members.size());
       for (const auto& m : members) locks.push_back(std::make_unique<SubLock>(*m));
       for (const auto& m : members) {
@@ -178,12 +186,7 @@ std::vector<std::uint32_t> wait(const PyWakeGroup& self, std::optional<double> t
         }
       }
       if (ids.empty()) {
-        std::chrono::nanoseconds slice = kWaitSlice;
-        if (!forever) {
-          slice = std::min(slice, std::max(std::chrono::nanoseconds(0),
-                                           std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                               deadline - clock::now())));
-        }
+        const std::chrono::nanoseconds slice = deadline.slice(clock::now());
         {
           NoGil nogil;
           const auto ready = g.group.wait(slice);
@@ -209,16 +212,15 @@ std::vector<std::uint32_t> wait(const PyWakeGroup& self, std::optional<double> t
       ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
       return ids;
     }
-    if (!forever && clock::now() >= deadline) return ids;
+    if (deadline.passed(clock::now())) return ids;
     // Copied first: yielding releases the GIL, and with it the members list.
-    std::vector<std::shared_ptr<SubState>> members;
-    for (const auto& m : g.members) {
-      if (m.state) members.push_back(m.state);
-    }
+    const auto members = member_states(g);
     yield_to_queued(g);
     for (const auto& m : members) yield_to_queued(*m);
   }
 }
+
+void close(const PyWakeGroup& self) { close_group<GroupLock, SubLock>(*self.state); }
 
 std::vector<std::uint32_t> ready(const PyWakeGroup& self) {
   const std::shared_ptr<GroupState> keep = self.state;
@@ -291,7 +293,7 @@ their own arm().
           [](const PyWakeGroup& self) { return open_group(self).group.fd(); },
           "The group's eventfd, for selectors and event loops (then call ready()). Valid while the "
           "group object lives; close() makes it readable.")
-      .def("close", [](const PyWakeGroup& self) { close_group<GroupLock, SubLock>(*self.state); },
+      .def("close", &close,
            "Takes every member out and closes the group: its methods raise Closed. Idempotent.")
       .def_property_readonly(
           "closed", [](const PyWakeGroup& self) { return self.state->closed; }, "True after close().")
@@ -321,8 +323,7 @@ their own arm().
           },
           "The ids of the members, in order (a snapshot).")
       .def("__enter__", [](py::object self) { return self; })
-      .def("__exit__",
-           [](const PyWakeGroup& self, const py::args&) { close_group<GroupLock, SubLock>(*self.state); })
+      .def("__exit__", [](const PyWakeGroup& self, const py::args&) { close(self); })
       .def("__repr__", [](const PyWakeGroup& self) {
         const GroupState& g = *self.state;
         if (g.closed) return std::string("<pushpoll.WakeGroup closed>");
