@@ -108,13 +108,23 @@ def zmq_rates(n, size, repeat):
     return send_rate, recv_best
 
 
+def record_bytes(size):
+    """Ring bytes one message of `size` bytes takes: a 16-byte header, padded to 8 bytes."""
+    return (16 + size + 7) // 8 * 8
+
+
+def ring_capacity(n, size):
+    """A ring capacity (a power of two, at least 1 MiB) that holds n messages of `size` bytes."""
+    return 1 << max(20, (n * record_bytes(size)).bit_length())
+
+
 def publish_rate(hub, overflow, n, size, repeat):
-    record = (16 + size + 7) // 8 * 8
-    capacity = 1 << max(20, (n * record).bit_length())
+    capacity = ring_capacity(n, size)
     t = hub.topic(f"publish-{overflow}", capacity=capacity, overflow=overflow)
     msg = b"x" * size
     pub = t.publish
-    for _ in range(capacity // record):  # one lap first: the ring's pages are touched once
+    # One lap first: the ring's pages are touched once.
+    for _ in range(capacity // record_bytes(size)):
         pub(msg)
 
     def run():
@@ -127,27 +137,33 @@ def publish_rate(hub, overflow, n, size, repeat):
 
 
 def filled_topic(hub, n, size):
-    record = (16 + size + 7) // 8 * 8
-    t = hub.topic("consume", capacity=1 << max(20, (n * record).bit_length()), overflow="overwrite")
+    t = hub.topic("consume", capacity=ring_capacity(n, size), overflow="overwrite")
     msg = b"x" * size
     for _ in range(n):
         t.publish(msg)
     return t
 
 
+def batches(t, max_messages):
+    """The batches of a new subscriber of `t`, from the oldest message until a poll comes back
+    empty; each is released when the next is asked for. The subscriber is closed at the end."""
+    sub = t.subscribe(start="oldest")
+    poll = sub.poll
+    while True:
+        with poll(max_messages) as batch:
+            if not len(batch):
+                break
+            yield batch
+    sub.close()
+
+
 def iterate_rate(t, n, repeat):
     def run():
-        sub = t.subscribe(start="oldest")
-        poll = sub.poll
         got = 0
-        while True:
-            with poll(1024) as batch:
-                if not len(batch):
-                    break
-                for m in batch:
-                    m.data
-                    got += 1
-        sub.close()
+        for batch in batches(t, 1024):
+            for m in batch:
+                m.data
+                got += 1
         return got
 
     return best_rate(run, n, repeat)
@@ -155,15 +171,9 @@ def iterate_rate(t, n, repeat):
 
 def bulk_rates(t, n, repeat):
     def arrays_only():
-        sub = t.subscribe(start="oldest")
-        poll = sub.poll
         got = 0
-        while True:
-            with poll(4096) as batch:
-                if not len(batch):
-                    break
-                got += len(batch.as_arrays().offsets)
-        sub.close()
+        for batch in batches(t, 4096):
+            got += len(batch.as_arrays().offsets)
         return got
 
     try:
@@ -173,21 +183,15 @@ def bulk_rates(t, n, repeat):
     first8 = np.arange(8)
 
     def with_numpy():
-        sub = t.subscribe(start="oldest")
-        poll = sub.poll
         got = 0
         checksum = 0
-        while True:
-            with poll(4096) as batch:
-                if not len(batch):
-                    break
-                data, offsets, lengths, _, _ = batch.as_arrays()
-                u8 = np.frombuffer(data, dtype=np.uint8)
-                heads = u8[np.asarray(offsets)[:, None] + first8]  # a copy: one gather per batch
-                del u8  # derived buffers must go before the batch is released
-                checksum += int(heads[:, 0].sum())
-                got += len(heads)
-        sub.close()
+        for batch in batches(t, 4096):
+            data, offsets, lengths, _, _ = batch.as_arrays()
+            u8 = np.frombuffer(data, dtype=np.uint8)
+            heads = u8[np.asarray(offsets)[:, None] + first8]  # a copy: one gather per batch
+            del u8  # derived buffers must go before the batch is released
+            checksum += int(heads[:, 0].sum())
+            got += len(heads)
         assert checksum == got * ord("x")
         return got
 
@@ -229,14 +233,11 @@ def main():
     print(f"CPU: {cpu_name()}, {platform.machine()}, Linux {platform.release()}; one thread, unpinned")
     print(f"{n} messages of {size} B per run, best of {repeat}\n")
 
-    rows = []
-
-    def row(name, rate, note=""):
-        rows.append((name, rate))
+    def row(name, rate):
         if rate is None:
             print(f"  {name:38s} {'n/a':>10s}")
         else:
-            print(f"  {name:38s} {rate / 1e6:7.2f} M/s {1e9 / rate:8.1f} ns/msg  {note}")
+            print(f"  {name:38s} {rate / 1e6:7.2f} M/s {1e9 / rate:8.1f} ns/msg")
 
     print("floor")
     pybind, python = floor_rates(n, repeat)

@@ -11,6 +11,7 @@ One coroutine at a time may wait on a given subscriber or group (a loop has one 
 
 import asyncio
 import os
+import types
 from typing import AsyncIterator, List
 
 from ._core import Batch, Closed, Error, Subscriber, WakeGroup
@@ -55,9 +56,8 @@ async def next_batch(sub: Subscriber, max_messages: int = 1024) -> Batch:
         batch = sub.poll(max_messages)  # drains the fd when a wake-up is pending
         if len(batch) or batch.gap:
             return batch
-        # Nothing for us (or only messages the tags skip): release before arming, which checks
-        # the log again and raises Closed once the topic is closed and fully read.
-        batch.release()
+        # Nothing for us (or only messages the tags skip): arm() below releases the batch first,
+        # checks the log again, and raises Closed once the topic is closed and fully read.
         fd = sub.fileno()
         if woken:
             # Readable, yet nothing came: a late write from an earlier wake-up (the notifier marks
@@ -122,42 +122,32 @@ class AsyncReady:
             raise StopAsyncIteration from None
 
 
-def _subscriber_aiter(self: Subscriber) -> AsyncIterator[Batch]:
-    return AsyncBatches(self)
-
-
-def _subscriber_aiter_batches(self: Subscriber, max_messages: int = 1024) -> AsyncIterator[Batch]:
+def _aiter_batches(self: Subscriber, max_messages: int = 1024) -> AsyncIterator[Batch]:
     return AsyncBatches(self, max_messages)
 
 
-async def _subscriber_next_batch(self: Subscriber, max_messages: int = 1024) -> Batch:
-    return await next_batch(self, max_messages)
-
-
-def _group_aiter(self: WakeGroup) -> AsyncIterator[List[int]]:
+def _aiter_ready(self: WakeGroup) -> AsyncIterator[List[int]]:
     return AsyncReady(self)
 
 
-async def _group_next_ready(self: WakeGroup) -> List[int]:
-    return await next_ready(self)
-
-
 def _install() -> None:
-    """Adds the asyncio methods to the compiled classes (documented in _core.pyi)."""
-    _subscriber_aiter.__doc__ = "async for batch in sub: the batches as they arrive (AsyncBatches)."
-    _subscriber_aiter_batches.__doc__ = (
-        "An async iterator of batches of at most max_messages messages (AsyncBatches)."
-    )
-    _subscriber_next_batch.__doc__ = next_batch.__doc__
-    _group_aiter.__doc__ = "async for ids in group: the ids of members with news (AsyncReady)."
-    _group_next_ready.__doc__ = next_ready.__doc__
-    for cls, name, fn in (
-        (Subscriber, "__aiter__", _subscriber_aiter),
-        (Subscriber, "aiter_batches", _subscriber_aiter_batches),
-        (Subscriber, "next_batch", _subscriber_next_batch),
-        (WakeGroup, "__aiter__", _group_aiter),
-        (WakeGroup, "next_ready", _group_next_ready),
+    """Adds the asyncio methods to the compiled classes (documented in _core.pyi).
+
+    Each method is a copy of a function above under the method's name, not a wrapper calling it:
+    a wrapper coroutine would add a frame to every await of a batch.
+    """
+    for cls, name, fn, doc in (
+        (Subscriber, "__aiter__", _aiter_batches,
+         "async for batch in sub: the batches as they arrive (AsyncBatches)."),
+        (Subscriber, "aiter_batches", _aiter_batches,
+         "An async iterator of batches of at most max_messages messages (AsyncBatches)."),
+        (Subscriber, "next_batch", next_batch, next_batch.__doc__),
+        (WakeGroup, "__aiter__", _aiter_ready,
+         "async for ids in group: the ids of members with news (AsyncReady)."),
+        (WakeGroup, "next_ready", next_ready, next_ready.__doc__),
     ):
-        fn.__name__ = name
-        fn.__qualname__ = f"{cls.__name__}.{name}"
-        setattr(cls, name, fn)
+        method = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__)
+        method.__qualname__ = f"{cls.__name__}.{name}"
+        method.__doc__ = doc
+        method.__annotations__ = dict(fn.__annotations__)
+        setattr(cls, name, method)

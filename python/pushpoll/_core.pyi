@@ -5,8 +5,7 @@ python/tests/test_stubs.py checks that these names match the module.
 
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
-from types import TracebackType
-from typing import Literal, NamedTuple, Optional, Type, Union
+from typing import Literal, NamedTuple, Optional, Union
 
 if sys.version_info >= (3, 12):
     from collections.abc import Buffer as _Buffer
@@ -104,12 +103,7 @@ class Hub:
     def closed(self) -> bool:
         """True after close()."""
     def __enter__(self) -> Hub: ...
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None: ...
+    def __exit__(self, *args: object) -> None: ...
 
 class WakeStats(NamedTuple):
     """What a hub's wake-up machinery has done (Hub.wake_stats()): a snapshot; counters only
@@ -228,12 +222,7 @@ class Topic:
     def close(self) -> None:
         """Closes the topic (for every holder). Idempotent."""
     def __enter__(self) -> Topic: ...
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None: ...
+    def __exit__(self, *args: object) -> None: ...
 
 class Subscriber:
     """A cursor on a topic, made by Topic.subscribe(). It reads batches in place with poll().
@@ -271,12 +260,7 @@ class Subscriber:
         readable, so that a selector or event loop watching it wakes up and finds Closed.
         Idempotent."""
     def __enter__(self) -> Subscriber: ...
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None: ...
+    def __exit__(self, *args: object) -> None: ...
     def arm(self) -> bool:
         """Asks to be woken: False when matching messages are waiting already (poll them), True
         when fileno() becomes readable at the next matching publish (once: arm again after
@@ -388,12 +372,7 @@ class WakeGroup:
     def __iter__(self) -> Iterator[int]:
         """The ids of the members, in order (a snapshot)."""
     def __enter__(self) -> WakeGroup: ...
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None: ...
+    def __exit__(self, *args: object) -> None: ...
     def __aiter__(self) -> AsyncIterator[list[int]]:
         """``async for ids in group``: the sorted ids of members with news, waiting through
         loop.add_reader(fileno()) without blocking the loop. Ends when the group is closed.

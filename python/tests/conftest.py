@@ -35,6 +35,16 @@ def seq_of(data) -> int:
     return struct.unpack_from("<Q", data)[0]
 
 
+def grouped_topics(hub, prefix, n):
+    """n new topics (prefix0, prefix1, ...) with one subscriber each, all in a new WakeGroup: the
+    member with id i reads topics[i]. Returns (topics, group)."""
+    topics = [hub.topic(f"{prefix}{i}") for i in range(n)]
+    group = pushpoll.WakeGroup(hub)
+    for t in topics:
+        group.add(t.subscribe())
+    return topics, group
+
+
 def drain(sub, max_messages=1024):
     """Every message available now, copied: a list of (seq, tag, bytes); plus the total gap."""
     out, gap = [], 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import pushpoll
-from conftest import payload, seq_of
+from conftest import grouped_topics, payload, seq_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -214,11 +214,7 @@ def test_a_group_member_is_served_through_its_group(hub):
 
 
 def test_async_wake_group(hub):
-    topics = [hub.topic(f"ag{i}") for i in range(3)]
-    subs = [t.subscribe() for t in topics]
-    group = pushpoll.WakeGroup(hub)
-    for s in subs:
-        group.add(s)
+    topics, group = grouped_topics(hub, "ag", 3)
     per_topic = 200
 
     def produce():

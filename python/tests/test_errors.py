@@ -71,11 +71,10 @@ def test_catching_the_base_class(make_topic):
 
 def test_exceptions_pickle(make_topic):
     t = make_topic(max_message=10)
-    try:
+    with pytest.raises(pushpoll.MessageTooLarge) as info:
         t.publish(b"x" * 11)
-    except pushpoll.Error as e:
-        again = pickle.loads(pickle.dumps(e))
-        assert type(again) is pushpoll.MessageTooLarge and str(again) == str(e)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is pushpoll.MessageTooLarge and str(again) == str(info.value)
 
 
 def test_import_without_the_compiled_module_says_how_to_build(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pushpoll
-from conftest import drain, payload, seq_of
+from conftest import drain, grouped_topics, payload, seq_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -462,7 +462,8 @@ def test_wake_group_on_one_thread(hub):
         for t in topics:
             t.publish(b"all")
         assert group.wait(10.0) == [0, 1, 2, 3]
-        # Four subscribers pushed, through one eventfd.
+        # Four topics, four notifier rounds: at most one write each, all to the group's eventfd
+        # (members of one topic share one write: see the next test).
         assert hub.wake_stats().wakeups_sent - stats.wakeups_sent <= 4
         for s in subs:
             drain(s)
@@ -480,6 +481,21 @@ def test_wake_group_on_one_thread(hub):
     assert all(s.wake_group is None for s in subs)
     with pytest.raises(pushpoll.Closed):
         group.wait(0)
+
+
+def test_wake_group_members_of_one_topic_share_one_write(hub):
+    t = hub.topic("shared")
+    with pushpoll.WakeGroup(hub) as group:
+        for _ in range(4):
+            group.add(t.subscribe())
+        assert group.wait(0) == []  # arms every member, never blocks
+        before = hub.wake_stats()
+        t.publish(b"all")  # one notifier round, in this thread (mode="publisher")
+        after = hub.wake_stats()
+        # Four members pushed through one eventfd: one write.
+        assert after.wakeups_sent - before.wakeups_sent == 1
+        assert after.wakeups_coalesced - before.wakeups_coalesced == 3
+        assert group.wait(0) == [0, 1, 2, 3]
 
 
 def test_wake_group_membership_rules(hub):
@@ -527,11 +543,7 @@ def test_wake_group_keeps_members_alive(hub):
 
 
 def test_wake_group_with_a_selector(hub):
-    topics = [hub.topic(f"sel{i}") for i in range(3)]
-    subs = [t.subscribe() for t in topics]
-    group = pushpoll.WakeGroup(hub)
-    for s in subs:
-        group.add(s)
+    topics, group = grouped_topics(hub, "sel", 3)
     with selectors.DefaultSelector() as sel:
         sel.register(group.fileno(), selectors.EVENT_READ)
         assert group.wait(0) == []  # arms every member, never blocks
