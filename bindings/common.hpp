@@ -197,7 +197,7 @@ class StateLock {
       {
         NoGil nogil;
         lock_.lock();
-        state_.queued.fetch_sub(1, std::memory_order_relaxed);
+        state_.queued.fetch_sub(1, std::memory_order_relaxed);  // relaxed: as the add above
       }
     }
     state_.held = true;

@@ -185,9 +185,11 @@ bool Topic::make_room(std::uint64_t end, Wait wait, std::chrono::steady_clock::t
       // Someone else is retiring; it finishes in a bounded walk, unless it was preempted: back off
       // rather than burn the time slice it needs.
       unsigned spin = 0;
+      // Acquire: pairs with its release store of 0; its retire_pos is then visible.
       while (s.retiring.load(std::memory_order_acquire) != 0) backoff(spin);
       continue;
     }
+    // Relaxed, the counters here and in retire(): statistics.
     if (wait == Wait::no) {
       s.full_timeouts.fetch_add(1, std::memory_order_relaxed);
       return false;
@@ -239,12 +241,16 @@ bool Topic::retire(std::uint64_t end) {
         break;
       }
       const auto stuck_for = std::chrono::steady_clock::duration(now - s.stuck_since.load(std::memory_order_relaxed));
+      // (Pass 1 never gets here, since pass 0 reset stuck_gate; the test keeps the gate a gate even
+      // if that changed: never retire past a subscriber that was not detached.)
       if (stuck_for < options_.stall_timeout || pass == 1) {
         limit = gate;
         break;
       }
       // Detach every subscriber that has held the gate here for stall_timeout: it stops gating,
-      // and its next poll reports what it missed.
+      // and its next poll reports what it missed. seq_cst, as the scan above; the CAS races only
+      // with the subscriber itself (unsubscribe, or re-attach after a detach), and one of the two
+      // wins. The next pass finds stuck_gate reset and starts a new stall clock.
       for (std::uint32_t i = 0; i < high; ++i) {
         auto& slot = ring_.slot(i);
         std::uint32_t attached = kSlotAttached;

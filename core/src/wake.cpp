@@ -24,7 +24,8 @@ void take_notification(detail::SubscriberCore& c) noexcept {
   // Relaxed: only this subscriber moves its slot out of `notified`.
   c.ring.slot(c.slot).wake.store(kWakeIdle, std::memory_order_relaxed);
   // The arming ends here (see the round in io/src/notifier.cpp: it leaves the count to us).
-  // Relaxed: `armed` only tells publishers whether to look; a late decrement costs one look.
+  // Relaxed: `armed` only tells publishers whether to look; a late decrement costs
+  // publishers empty rounds, never a wake-up.
   c.ring.state().armed.fetch_sub(1, std::memory_order_relaxed);
   // A group member's wake-up went to the group's eventfd, which the group drains.
   if (c.group == nullptr && c.own_fd >= 0) {
@@ -45,7 +46,7 @@ void disarm(detail::SubscriberCore& c) noexcept {
   std::uint32_t w = kWakeArmed;
   // seq_cst CAS against the notifier's armed -> notified CAS: exactly one ends the arming.
   if (slot.wake.compare_exchange_strong(w, kWakeIdle, std::memory_order_seq_cst)) {
-    // Relaxed: `armed` only tells publishers whether to look; a late decrement costs one look.
+    // Relaxed: as in take_notification().
     c.ring.state().armed.fetch_sub(1, std::memory_order_relaxed);
   } else if (w == kWakeNotified) {
     take_notification(c);
@@ -55,11 +56,7 @@ void disarm(detail::SubscriberCore& c) noexcept {
 bool has_matching(detail::SubscriberCore& c) {
   c.release_outstanding();
   auto& s = c.ring.state();
-  // A gap to report counts as news: the next poll reports it.
-  if (c.ring.slot(c.slot).state.load(std::memory_order_relaxed) == detail::kSlotDetached ||
-      s.retire_pos.load(std::memory_order_acquire) > c.cursor_pos) {
-    return true;
-  }
+  if (c.gapped()) return true;  // a gap to report is news: the next poll reports it
   // seq_cst: the load half of SYNC(arm) on the subscriber side (after the heavy barrier).
   const std::uint64_t head = s.head_seq.load(std::memory_order_seq_cst);
   if (head == c.cursor_seq) return false;
@@ -127,6 +124,8 @@ ArmStep arm_begin(detail::SubscriberCore& c) {
   // seq_cst exchange: either the notifier, which stores queued = 0 before reading `wake`, sees
   // this arming, or we see queued == 0 and push the slot again.
   if (slot.queued.exchange(1, std::memory_order_seq_cst) == 0) (void)t.armed_set().push(c.slot);
+  // seq_cst: the store half of SYNC(arm) that publishers test (they load `armed` after their
+  // head store); the heavy barrier the caller runs next orders it before our re-check of head.
   s.armed.fetch_add(1, std::memory_order_seq_cst);
   n->count_arm();
   return ArmStep::announced;
@@ -252,6 +251,7 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
     const bool readable = n->block(c.own_fd, netted ? net : left);
     n->count_subscriber_syscall();
     auto& slot = c.ring.slot(c.slot);
+    // Acquire: pairs with the notifier's seq_cst CAS armed -> notified.
     if (slot.wake.load(std::memory_order_acquire) == kWakeNotified) {
       take_notification();
       return done(true);
@@ -293,7 +293,7 @@ WakeGroup::~WakeGroup() {
     if (c == nullptr) continue;
     disarm(*c);  // a pending notification went to our fd: take it while it is still a member
     c->group = nullptr;
-    // Relaxed: as in Subscriber::fd().
+    // Relaxed: as in open_fd().
     c->ring.slot(c->slot).fd.store(c->own_fd, std::memory_order_relaxed);
     // A round on the member's topic may still hold our fd: let it finish before we close it.
     c->topic->quiesce_notifier();
@@ -358,6 +358,8 @@ std::span<const std::uint32_t> WakeGroup::wait(std::chrono::nanoseconds timeout)
     for (std::uint32_t id = 0; id < members_.size(); ++id) {
       detail::SubscriberCore* c = members_[id];
       if (c == nullptr) continue;
+      // Relaxed: our own slot; take_notification() settles it with a CAS, and a notification
+      // seen late is taken by the next look.
       if (c->ring.slot(c->slot).wake.load(std::memory_order_relaxed) == kWakeNotified) {
         take_notification(*c);
       }

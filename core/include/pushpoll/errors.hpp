@@ -29,7 +29,7 @@ class InvalidCursor : public Error {
   using Error::Error;
 };
 
-/// A message larger than `max_message`, or a batch that cannot fit the ring.
+/// A message larger than `max_message` (publish_batch() splits a batch that cannot fit the ring).
 class MessageTooLarge : public Error {
  public:
   using Error::Error;

@@ -4,8 +4,9 @@
 // (0, 1, 2, ... for the topic's whole life, never reused). Publishers append; each subscriber reads
 // batches in place from its own cursor.
 //
-// Lifetimes: a Topic lives as long as its Hub. Subscriber, Batch and Claim are move-only values that
-// must not outlive their Hub (debug builds assert it); a Batch must not outlive its Subscriber.
+// Lifetimes: a Topic lives as long as its Hub. A Subscriber keeps its topic's memory alive (it may
+// outlive the Hub and then sees Closed); a Claim must not outlive its Hub, nor a Batch its
+// Subscriber (debug builds assert both).
 //
 // Thread-safety tags used below:
 //   [any thread]  safe from many threads at once
@@ -88,6 +89,13 @@ struct SubscriberCore {
 
   /// Validates and releases the outstanding batch; returns whether it stayed intact.
   bool release_outstanding() noexcept;
+  /// Whether messages were lost before the cursor (the slot was detached, or the writers lapped
+  /// it): the next poll resyncs and reports the gap. Relaxed state load: a detach seen late is
+  /// seen by the next look, and the retire mark (acquire: pairs with SYNC(retire)) catches a lap.
+  [[nodiscard]] bool gapped() const noexcept {
+    return ring.slot(slot).state.load(std::memory_order_relaxed) == kSlotDetached ||
+           ring.state().retire_pos.load(std::memory_order_acquire) > cursor_pos;
+  }
 };
 }  // namespace detail
 
@@ -128,7 +136,9 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// Appends one message; returns its seq. Waits for room up to publish_timeout (Overflow::block),
   /// then throws Full. Throws MessageTooLarge, Closed. [any thread]
   std::uint64_t publish(std::span<const std::byte> data, unsigned tag = 0);
-  /// Appends one message if there is room now; never waits. Throws MessageTooLarge, Closed.
+  /// Appends one message if there is room now; never waits for subscribers to make room. It may
+  /// wait, with the same backoff as publish(), for another publisher that is retiring old records
+  /// (a bounded walk, long only if that thread is preempted). Throws MessageTooLarge, Closed.
   /// [any thread]
   [[nodiscard]] bool try_publish(std::span<const std::byte> data, unsigned tag = 0);
   /// Appends many messages with one claim (one per ring-sized chunk); returns the seq of the last.
@@ -166,7 +176,8 @@ class Topic : public std::enable_shared_from_this<Topic> {
 
   /// Internal: the shared region, for io/ and tests.
   [[nodiscard]] detail::RingView ring() const noexcept { return ring_; }
-  /// Internal, for the notifier: slots that armed since it last looked (duplicates possible).
+  /// Internal, for the notifier: slots that armed since it last looked (each at most once: the slot's
+  /// `queued` flag).
   [[nodiscard]] boost::lockfree::queue<std::uint32_t>& armed_set() noexcept { return armed_set_; }
   [[nodiscard]] detail::Notifier* notifier() const noexcept { return notifier_.get(); }
   /// Internal: waits until no notifier round runs on this topic (every eventfd write it started
@@ -578,12 +589,7 @@ inline Batch Subscriber::poll(std::size_t max_messages) {
   b.ring_ = c.ring;
   b.tag_mask_ = c.tag_mask;
   for (;;) {
-    // Relaxed: the slot's state is re-validated through retire_pos below; a detach seen late only
-    // delays the gap report to the check after the walk.
-    if (c.ring.slot(c.slot).state.load(std::memory_order_relaxed) == detail::kSlotDetached ||
-        s.retire_pos.load(std::memory_order_acquire) > c.cursor_pos) {
-      b.gap_ += resync();
-    }
+    if (c.gapped()) b.gap_ += resync();
     // SYNC(commit): acquire; every record below head is complete.
     const std::uint64_t head = s.head_seq.load(std::memory_order_acquire);
     const std::uint64_t available = head - c.cursor_seq;

@@ -131,14 +131,14 @@ struct RingState {
   // its turn has come, and head_seq is visible), the retirer (acquire: records below are complete).
   std::atomic<std::uint64_t> head_pos{0};
   // recent[s % kRecentPositions] is the position of message s. Written (release) by the committer
-  // of s-1 before it stores head_seq = s; read by Ring::locate_recent (acquire), which then re-reads
+  // of s-1 before it stores head_seq = s; read by RingView::recent_position (acquire), which then re-reads
   // head_seq to be sure the entry was not reused.
   std::atomic<std::uint64_t> recent[kRecentPositions];
 
   // ---- retirer -> claimers and readers ----
   // Writer: the retirer (holding `retiring`). Start of the oldest retained record: bytes below it
   // may be overwritten. Claimers acquire it before claiming [p, e) with e <= retire_pos + capacity.
-  // Readers acquire it (after an acquire fence) to validate what they read: a batch starting below
+  // Readers load it after an acquire fence (RingView::overtaken) to validate what they read: a batch starting below
   // it may have been overwritten.
   // SYNC(retire): seq_cst store; pairs with the seq_cst loads in Subscriber attach (Dekker).
   alignas(kCacheLine) std::atomic<std::uint64_t> retire_pos{0};
@@ -158,7 +158,8 @@ struct RingState {
   // Writer: subscribers (fetch_max by CAS). Reader: the retirer (seq_cst, part of the attach pair).
   std::atomic<std::uint32_t> slot_high{0};
 
-  // ---- lifecycle and wake-ups (read by every publisher, written rarely) ----
+  // ---- lifecycle and wake-ups (read by every publisher; written on close and arming, and by
+  // every publish while someone is armed) ----
   alignas(kCacheLine) std::atomic<std::uint32_t> closed{0};  // release on close(); acquire in checks
   // Armings not yet ended: incremented (seq_cst) by arm(), decremented by the subscriber when it
   // disarms or takes its notification, never by the notifier (so it never drops below the slots
