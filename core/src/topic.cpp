@@ -7,7 +7,6 @@
 #include <sstream>
 #include <thread>
 
-#include "pushpoll/hub.hpp"
 #include "pushpoll/topic.hpp"
 
 namespace pushpoll {

@@ -288,15 +288,22 @@ WakeGroup::WakeGroup(Hub& hub) : notifier_(hub.notifier()) {
   fd_ = notifier_->open_eventfd();
 }
 
+namespace {
+/// A member leaves its group: back to its own eventfd.
+void leave_group(detail::SubscriberCore& c) noexcept {
+  disarm(c);  // a pending notification went to the group's fd: take it while still a member
+  c.group = nullptr;
+  // Relaxed: published by the seq_cst RMWs of the subscriber's next arming (as in open_fd()).
+  c.ring.slot(c.slot).fd.store(c.own_fd, std::memory_order_relaxed);
+  // A round on the member's topic may still hold the group's fd: let it finish before anyone
+  // closes that fd.
+  c.topic->quiesce_notifier();
+}
+}  // namespace
+
 WakeGroup::~WakeGroup() {
   for (detail::SubscriberCore* c : members_) {
-    if (c == nullptr) continue;
-    disarm(*c);  // a pending notification went to our fd: take it while it is still a member
-    c->group = nullptr;
-    // Relaxed: as in open_fd().
-    c->ring.slot(c->slot).fd.store(c->own_fd, std::memory_order_relaxed);
-    // A round on the member's topic may still hold our fd: let it finish before we close it.
-    c->topic->quiesce_notifier();
+    if (c != nullptr) leave_group(*c);
   }
   notifier_->close_fd(fd_);
 }
@@ -324,12 +331,9 @@ std::uint32_t WakeGroup::add(Subscriber& subscriber) {
 void WakeGroup::remove(Subscriber& subscriber) noexcept {
   auto& c = *subscriber.core_;
   if (c.group != this) return;
-  pushpoll::disarm(c);
   members_[c.group_id] = nullptr;
   free_.push_back(c.group_id);
-  c.group = nullptr;
-  c.ring.slot(c.slot).fd.store(c.own_fd, std::memory_order_relaxed);  // relaxed: as in add()
-  c.topic->quiesce_notifier();  // no round of its topic still holds the group's fd for it
+  leave_group(c);
 }
 
 std::span<const std::uint32_t> WakeGroup::ready() {

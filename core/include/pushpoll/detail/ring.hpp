@@ -12,7 +12,6 @@
 // 10^9 messages per second, so neither is ever expected to wrap.
 #pragma once
 #include <atomic>
-#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
