@@ -97,7 +97,7 @@ Topic::Topic(std::string name, const TopicOptions& options,
       notifier_(std::move(notifier)),
       asymmetric_(notifier_ != nullptr && notifier_->asymmetric()),
       armed_set_(options.max_subscribers) {
-  options_.validate();
+  // The options were validated by Hub::create(), the only caller, before armed_set_ allocated.
   const std::size_t state_bytes = round_up(sizeof(detail::RingState), detail::kCacheLine);
   const std::size_t slots_bytes = sizeof(detail::SubscriberSlot) * options.max_subscribers;
   const std::size_t records_offset = round_up(state_bytes + slots_bytes, kRegionAlign);
