@@ -228,12 +228,6 @@ TEST_P(Arm, SubscribersWithDifferentMasksAreWokenSeparately) {
   EXPECT_EQ(read_counter(even_fd), 1u);
 }
 
-}  // namespace
-}  // namespace pushpoll::test
-
-namespace pushpoll::test {
-namespace {
-
 class ArmAll : public WakeTest {};
 INSTANTIATE_TEST_SUITE_P(Backends, ArmAll, ::testing::ValuesIn(all_configs()), ConfigName{});
 
@@ -266,6 +260,7 @@ TEST_P(ArmAll, ListsTheSubscribersWithUnreadMessagesAndArmsTheRest) {
   Subscriber tagged = t.subscribe(Start::latest, std::uint64_t{1} << 9);
   t.publish(bytes_of(std::uint64_t{8}), 3);  // unread for `behind` and `caught_up`, skipped by `tagged`
   { Batch b = caught_up.poll(); ASSERT_EQ(b.size(), 1u); }
+  const int behind_fd = behind.fd();  // open before arming, so that a wrong wake-up lands in it
   std::vector<Subscriber*> set{&behind, &caught_up, &tagged};
   std::vector<std::size_t> ready;
   EXPECT_FALSE(Subscriber::arm_all(set, ready));
@@ -274,6 +269,7 @@ TEST_P(ArmAll, ListsTheSubscribersWithUnreadMessagesAndArmsTheRest) {
   t.publish(bytes_of(std::uint64_t{9}), 9);
   EXPECT_TRUE(readable(tagged.fd(), 5000ms));
   EXPECT_TRUE(readable(caught_up.fd(), 5000ms)) << "all tags: woken by the tag-9 message too";
+  EXPECT_FALSE(readable(behind_fd, 50ms)) << "the subscriber left unarmed was woken";
 }
 
 TEST_P(ArmAll, RefusesWakeGroupMembers) {

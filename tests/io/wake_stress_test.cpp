@@ -259,7 +259,7 @@ TEST_P(WakeStress, PublishersRacingArmingSubscribersLoseNothing) {
   EXPECT_EQ(hub.wake_stats().wakeups_recovered, 0u) << "a push was lost and the safety net found the message";
 }
 
-TEST_P(WakeStress, TagMaskedSubscriberRacingSkippedTagsWakesOnlyForItsOwn) {
+TEST_P(WakeStress, TagMaskedSubscriberRacingSkippedTagsIsWokenByItsOwn) {
   // Each round the publisher publishes a tag-3 message, then a tag-5 one, each after a random
   // delay. Subscriber A takes only tag 5: it arms, the tag-3 publish passes it over (it stays
   // armed), and the tag-5 publish must wake it. Subscriber B takes every tag.
@@ -267,7 +267,7 @@ TEST_P(WakeStress, TagMaskedSubscriberRacingSkippedTagsWakesOnlyForItsOwn) {
   Hub hub(hub_options());
   Topic& t = hub.topic("tag_race");
   std::atomic<std::uint64_t> errors{0};
-  Watchdog dog("WakeStress.TagMaskedSubscriberRacingSkippedTagsWakesOnlyForItsOwn/" +
+  Watchdog dog("WakeStress.TagMaskedSubscriberRacingSkippedTagsIsWokenByItsOwn/" +
                config_name(GetParam()));
   Subscriber only5 = t.subscribe(Start::latest, std::uint64_t{1} << 5);
   Subscriber every = t.subscribe(Start::latest);

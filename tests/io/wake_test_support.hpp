@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include "test_support.hpp"
+
 namespace pushpoll::test {
 
 using namespace std::chrono_literals;
@@ -37,22 +39,9 @@ using Clock = std::chrono::steady_clock;
 /// wait() without a timeout.
 inline constexpr std::chrono::nanoseconds kForever{-1};
 
-/// True in a ThreadSanitizer build (everything runs 5-20x slower: tests scale down).
-#if defined(PUSHPOLL_TSAN)
-inline constexpr bool kTsan = true;
-#else
-inline constexpr bool kTsan = false;
-#endif
-
-/// PUSHPOLL_STRESS_SCALE (default 1; fractions allowed) times `base`, divided by `tsan_divisor`
-/// under ThreadSanitizer; at least 1.
+/// stress_scale() times `base`, divided by `tsan_divisor` under ThreadSanitizer; at least 1.
 inline std::uint64_t scaled(std::uint64_t base, std::uint64_t tsan_divisor = 2) {
-  double scale = 1.0;
-  if (const char* v = std::getenv("PUSHPOLL_STRESS_SCALE"); v != nullptr && *v != '\0') {
-    scale = std::strtod(v, nullptr);
-    if (!(scale > 0.0)) scale = 1.0;
-  }
-  double n = static_cast<double>(base) * scale;
+  double n = static_cast<double>(base) * stress_scale();
   if (kTsan) n /= static_cast<double>(tsan_divisor);
   return n < 1.0 ? 1 : static_cast<std::uint64_t>(n);
 }

@@ -1,10 +1,14 @@
-// Helpers shared by the unit and stress suites: payload patterns, copies of batches, small topics.
+// Helpers shared by the test suites: the build's speed and the stress scale, payload patterns,
+// copies of batches, small topics, one change to each topic option.
 #pragma once
 #include <gtest/gtest.h>
 #include <pushpoll/pushpoll.hpp>
 
+#include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <span>
 #include <string>
@@ -12,6 +16,26 @@
 #include <vector>
 
 namespace pushpoll::test {
+
+/// True in a ThreadSanitizer build (everything runs 5-20x slower: tests scale down).
+#if defined(PUSHPOLL_TSAN)
+inline constexpr bool kTsan = true;
+#else
+inline constexpr bool kTsan = false;
+#endif
+
+/// PUSHPOLL_STRESS_SCALE (default 1; fractions allowed; anything but a positive number counts as
+/// 1): stress suites multiply their rounds, message counts and time bounds by it.
+inline double stress_scale() {
+  static const double scale = [] {
+    const char* env = std::getenv("PUSHPOLL_STRESS_SCALE");
+    if (env == nullptr || *env == '\0') return 1.0;
+    char* end = nullptr;
+    const double v = std::strtod(env, &end);
+    return (end != env && v > 0) ? v : 1.0;
+  }();
+  return scale;
+}
 
 /// The bytes of a string, as publish() takes them.
 inline std::span<const std::byte> bytes_of(std::string_view text) noexcept {
@@ -109,6 +133,24 @@ inline TopicOptions small_topic(std::uint64_t capacity = 4096, Overflow overflow
   opt.overflow = overflow;
   return opt;
 }
+
+/// One change to a topic option, named after the field it changes.
+struct OptionChange {
+  const char* field;
+  void (*apply)(TopicOptions&);
+};
+
+/// A change to every field of TopicOptions, each away from both the defaults and small_topic():
+/// a comparison of options that overlooks a field misses its change.
+inline constexpr std::array<OptionChange, 7> kOptionChanges = {{
+    {"capacity", [](TopicOptions& o) { o.capacity = 8192; }},
+    {"max_message", [](TopicOptions& o) { o.max_message = 100; }},
+    {"overflow", [](TopicOptions& o) { o.overflow = Overflow::overwrite; }},
+    {"publish_timeout", [](TopicOptions& o) { o.publish_timeout = std::chrono::seconds(2); }},
+    {"stall_timeout", [](TopicOptions& o) { o.stall_timeout = std::chrono::seconds(2); }},
+    {"max_subscribers", [](TopicOptions& o) { o.max_subscribers = 8; }},
+    {"single_producer", [](TopicOptions& o) { o.single_producer = true; }},
+}};
 
 /// Bytes a message of `payload` bytes takes in the ring.
 constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept {

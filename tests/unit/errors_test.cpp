@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 
 #include "test_support.hpp"
 
@@ -27,6 +28,10 @@ std::string thrown_message(F&& f) {
   try {
     f();
   } catch (const E& e) {
+    // A handler for E takes its subclasses too: for E = Error, that is every specific error.
+    if (typeid(e) != typeid(E)) {
+      ADD_FAILURE() << "threw " << typeid(e).name() << ", not exactly " << typeid(E).name();
+    }
     // Also catchable as the base, which is what users write.
     try {
       throw;

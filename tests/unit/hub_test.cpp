@@ -1,9 +1,7 @@
 // pushpoll/hub.hpp: topics by name, option conflicts, close, and the memory provider seam.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,22 +54,13 @@ TEST(Hub, SameNameWithOtherOptionsThrowsErrorNamingBoth) {
 }
 
 TEST(Hub, EveryOptionThatDiffersMakesTheLookupThrow) {
-  const std::vector<std::function<void(TopicOptions&)>> changes = {
-      [](TopicOptions& o) { o.capacity = 8192; },
-      [](TopicOptions& o) { o.max_message = 100; },
-      [](TopicOptions& o) { o.overflow = Overflow::overwrite; },
-      [](TopicOptions& o) { o.publish_timeout = std::chrono::milliseconds(5); },
-      [](TopicOptions& o) { o.stall_timeout = std::chrono::milliseconds(5); },
-      [](TopicOptions& o) { o.max_subscribers = 3; },
-      [](TopicOptions& o) { o.single_producer = true; },
-  };
   Hub hub;
   const TopicOptions base = small_topic();
   Topic& t = hub.topic("t", base);
-  for (std::size_t i = 0; i < changes.size(); ++i) {
+  for (const test::OptionChange& change : test::kOptionChanges) {
     TopicOptions other = base;
-    changes[i](other);
-    EXPECT_THROW((void)hub.topic("t", other), Error) << "change #" << i;
+    change.apply(other);
+    EXPECT_THROW((void)hub.topic("t", other), Error) << change.field;
   }
   EXPECT_EQ(&hub.topic("t", base), &t);
 }

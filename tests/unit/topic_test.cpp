@@ -219,17 +219,18 @@ TEST(Topic, HeldClaimHoldsBackLaterMessagesAndDroppingItReleasesThem) {
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   std::optional<Claim> held(t.claim(8));
-  std::atomic<bool> published{false};
-  std::thread later([&] {
-    t.publish(bytes_of("later"));
-    published.store(true);
-  });
-  std::this_thread::sleep_for(20ms);
+  std::thread later([&] { t.publish(bytes_of("later")); });
+  // Wait until the later publish has claimed its record (bytes_claimed covers both): from then on
+  // only the held claim keeps it from committing.
+  const std::uint64_t both = record_bytes(8) + record_bytes(5);
+  const auto deadline = Clock::now() + 10s;
+  while (t.stats().bytes_claimed < both && Clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(t.stats().bytes_claimed, both) << "the later publish never claimed its record";
+  std::this_thread::sleep_for(20ms);  // time for a commit that does not wait to show
   EXPECT_EQ(t.head(), 0u) << "a later message became visible before the earlier claim";
   EXPECT_TRUE(sub.poll().empty());
   held.reset();  // dropped uncommitted
   later.join();
-  EXPECT_TRUE(published.load());
   const auto got = drain(sub);
   ASSERT_EQ(got.size(), 2u);
   EXPECT_TRUE(got[0].aborted);
@@ -375,7 +376,11 @@ TEST(Topic, ClosingWakesAPublisherBlockedOnAFullRingWithClosed) {
       got_closed.store(true);
     }
   });
-  std::this_thread::sleep_for(30ms);
+  // Close only once the publish waits for room: a publish that starts after close() throws Closed
+  // without ever having blocked.
+  const auto deadline = Clock::now() + 10s;
+  while (t.stats().full_waits == 0 && Clock::now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(t.stats().full_waits, 1u) << "the publish never waited for room";
   t.close();
   blocked.join();
   EXPECT_TRUE(got_closed.load());

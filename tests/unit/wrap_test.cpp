@@ -197,11 +197,7 @@ TEST_P(RandomWrapAround, EveryMessageSurvivesByteForByte) {
     bool aborted;
   };
   std::vector<Expected> expected;  // by seq
-#ifdef PUSHPOLL_TSAN
-  constexpr std::uint64_t kMessages = 4000;
-#else
-  constexpr std::uint64_t kMessages = 50000;
-#endif
+  constexpr std::uint64_t kMessages = test::kTsan ? 4000 : 50000;
   std::uint64_t next_seq = 0;     // next seq the subscriber must see
   std::uint64_t position = 0;     // where the subscriber expects the next record to end up
   std::uint64_t padded = 0, implicit_gaps = 0, exact_fits = 0;
