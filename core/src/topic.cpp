@@ -239,21 +239,24 @@ bool Topic::retire(std::uint64_t end) {
         limit = gate;
         break;
       }
-      const auto stuck_for = std::chrono::steady_clock::duration(now - s.stuck_since.load(std::memory_order_relaxed));
+      const std::int64_t since = s.stuck_since.load(std::memory_order_relaxed);
+      const auto stuck_for = std::chrono::steady_clock::duration(now - since);
       // (Pass 1 never gets here, since pass 0 reset stuck_gate; the test keeps the gate a gate even
       // if that changed: never retire past a subscriber that was not detached.)
       if (stuck_for < options_.stall_timeout || pass == 1) {
         limit = gate;
         break;
       }
-      // Detach every subscriber that has held the gate here for stall_timeout: it stops gating,
-      // and its next poll reports what it missed. seq_cst, as the scan above; the CAS races only
+      // Detach every subscriber that has held the gate here for stall_timeout (attached before
+      // the stall began: one that attached at the stuck gate since has not stalled): it stops
+      // gating, and its next poll reports what it missed. seq_cst, as the scan above; the CAS races only
       // with the subscriber itself (unsubscribe, or re-attach after a detach), and one of the two
       // wins. The next pass finds stuck_gate reset and starts a new stall clock.
       for (std::uint32_t i = 0; i < high; ++i) {
         auto& slot = ring_.slot(i);
         std::uint32_t attached = kSlotAttached;
         if (slot.cursor_pos.load(std::memory_order_seq_cst) == gate &&
+            slot.attached_at.load(std::memory_order_relaxed) <= since &&
             slot.state.compare_exchange_strong(attached, kSlotDetached, std::memory_order_seq_cst)) {
           s.detaches.fetch_add(1, std::memory_order_relaxed);
         }
@@ -371,6 +374,9 @@ bool Topic::attach(std::uint32_t slot_index, std::uint64_t pos) noexcept {
   // SYNC(attach): store the cursor and the state, then load `retiring` and retire_pos (all
   // seq_cst). A retirer takes `retiring` (seq_cst RMW) before scanning slots: either it sees this
   // slot and keeps its records, or we see its new retire_pos and start again.
+  // Relaxed: published by the seq_cst store of cursor_pos below (see SubscriberSlot::attached_at).
+  slot.attached_at.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                         std::memory_order_relaxed);
   slot.cursor_pos.store(pos, std::memory_order_seq_cst);
   slot.state.store(kSlotAttached, std::memory_order_seq_cst);
   while (s.retiring.load(std::memory_order_seq_cst) != 0) detail::cpu_relax();

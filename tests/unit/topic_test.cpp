@@ -519,6 +519,28 @@ TEST(TopicBlock, StalledSubscriberIsDetachedAndItsNextPollReportsTheExactGap) {
   EXPECT_EQ(t.stats().laps, 1u);
 }
 
+// The stall clock belongs to the subscribers that held the gate, not to the position: one that
+// attaches at a gate already stuck for stall_timeout is not detached with the stalled one.
+TEST(TopicBlock, SubscriberAttachingAtAStuckGateIsNotDetachedWithTheStalledOne) {
+  Hub hub;
+  Topic& t = hub.topic("t", blocking(5s, 100ms));
+  Subscriber stalled = t.subscribe();
+  const auto p = pattern(0, 64);
+  const std::uint64_t n = test::fill_ring(t, p);  // full against `stalled`, which never reads
+  EXPECT_FALSE(t.try_publish(p));                 // the stall clock runs from here (or before)
+  std::this_thread::sleep_for(150ms);             // the gate has been stuck past stall_timeout
+  Subscriber late = t.subscribe(Start::oldest);    // attaches at the stuck gate
+  ASSERT_EQ(late.cursor(), 0u);
+  // The stalled one is detached; the late one now holds the gate on its own, for its own
+  // stall_timeout: still no room.
+  EXPECT_FALSE(t.try_publish(p));
+  EXPECT_EQ(t.stats().detaches, 1u);
+  std::uint64_t gaps = 0;
+  EXPECT_EQ(drain(late, &gaps).size(), n) << "the late subscriber lost messages";
+  EXPECT_EQ(gaps, 0u);
+  EXPECT_TRUE(t.try_publish(p)) << "drained, the late subscriber makes room";
+}
+
 TEST(TopicBlock, ReattachedSubscriberGatesTheProducerAgain) {
   Hub hub;
   Topic& t = hub.topic("t", blocking(5s, 50ms));

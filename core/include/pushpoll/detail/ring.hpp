@@ -97,6 +97,11 @@ struct alignas(kCacheLine) SubscriberSlot {
   // Set by the owner before it first arms (the arming's seq_cst RMWs publish them to the notifier).
   std::atomic<std::int32_t> fd{-1};         // its eventfd, or its wake group's; -1: none yet
   std::atomic<std::uint64_t> tag_mask{~std::uint64_t{0}};
+  // When the slot last attached (steady_clock ticks). Writer: the subscriber, relaxed, before its
+  // seq_cst store of cursor_pos in attach(); reader: the retirer, after loading cursor_pos (which
+  // makes this store visible). A stalled gate detaches only slots attached before the stall began:
+  // one that attaches at a stuck gate gets a stall_timeout of its own.
+  std::atomic<std::int64_t> attached_at{0};
 };
 static_assert(sizeof(SubscriberSlot) == kCacheLine, "one slot per cache line");
 
