@@ -76,6 +76,7 @@ PyStructSequence_Field wake_stats_fields[] = {
     {"notifier_syscalls", "write() or io_uring_enter() calls by the notifier"},
     {"subscriber_syscalls", "eventfd reads, blocking polls and barriers by subscribers"},
     {"arms", "arm() calls that armed (waits arm too)"},
+    {"wakeups_recovered", "messages a blocked wait found by its safety net, with no push: should stay 0"},
     {nullptr, nullptr}};
 
 PyStructSequence_Desc wake_stats_desc = {
@@ -86,7 +87,8 @@ PyStructSequence_Desc wake_stats_desc = {
 py::object wake_stats(const PyHub& self) {
   const WakeStats w = self.state->hub.wake_stats();
   const std::uint64_t values[] = {w.wakeups_sent, w.wakeups_coalesced, w.wakeups_skipped, w.rounds,
-                                  w.notifier_syscalls, w.subscriber_syscalls, w.arms};
+                                  w.notifier_syscalls, w.subscriber_syscalls, w.arms,
+                                  w.wakeups_recovered};
   auto result = py::reinterpret_steal<py::object>(PyStructSequence_New(wake_stats_type));
   if (!result) throw py::error_already_set();
   Py_ssize_t i = 0;

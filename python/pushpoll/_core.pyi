@@ -123,6 +123,8 @@ class WakeStats(NamedTuple):
     """eventfd reads, blocking polls and barriers by subscribers."""
     arms: int
     """arm() calls that armed (waits arm too)."""
+    wakeups_recovered: int
+    """Messages a blocked wait found by its safety net, with no push: should stay 0."""
 
 class TopicStats:
     """What a topic has done: a snapshot; counters only grow."""

@@ -364,7 +364,7 @@ def test_wake_stats_grow(hub):
     sub = t.subscribe()
     before = hub.wake_stats()
     assert isinstance(before, pushpoll.WakeStats) and isinstance(before, tuple)
-    assert len(before) == 7 and before.arms == before[6]
+    assert len(before) == 8 and before.arms == before[6]
     for _ in range(3):
         assert sub.arm() is True
         t.publish(b"x")
@@ -376,6 +376,7 @@ def test_wake_stats_grow(hub):
     assert after.rounds >= before.rounds + 3
     assert after.notifier_syscalls > before.notifier_syscalls
     assert after.subscriber_syscalls > before.subscriber_syscalls
+    assert after.wakeups_recovered == before.wakeups_recovered == 0  # every wake-up was a push
     assert all(a >= b for a, b in zip(after, before))
     skipped = hub.wake_stats().wakeups_skipped
     tagged = t.subscribe(start="latest", tags=1 << 9)
