@@ -1,88 +1,24 @@
-// Slow paths of the ring log: construction, making room (retire, gate, detach), subscribing,
-// resynchronising a lapped or detached subscriber, batches and claims. docs/DESIGN.md has the
-// protocol; the memory order of each shared word is stated in detail/ring.hpp.
+// A topic's life and its producers' slow paths: construction, closing, the committed frontier,
+// the bias of a sole producer, claim expiry, batches and claims. Making room is in retire.cpp,
+// subscribing in subscriber.cpp. docs/DESIGN.md has the protocol; detail/ring.hpp states the memory
+// order of each shared word.
 #include <algorithm>
-#include <cassert>
 #include <new>
-#include <sstream>
 #include <thread>
 
 #include "pushpoll/topic.hpp"
 
 namespace pushpoll {
 
-using detail::kSlotAttached;
-using detail::kSlotDetached;
-using detail::kSlotFree;
-using detail::RecordHeader;
-using detail::Reservation;
-
 namespace {
-constexpr std::uint32_t kSlotReserved = 3;  // being set up by subscribe(); does not gate yet
 constexpr std::size_t kRegionAlign = 4096;
+/// The first streak of lone CAS wins that earns the bias, and the most it grows to.
+constexpr std::uint64_t kFirstBias = 256;
+constexpr std::uint64_t kMostBias = std::uint64_t{1} << 24;
 
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
-
-void backoff(unsigned& round) {
-  ++round;
-  if (round < 64) {
-    detail::cpu_relax();
-  } else if (round < 128) {
-    std::this_thread::yield();
-  } else {
-    const unsigned shift = std::min(round - 128, 10u);
-    std::this_thread::sleep_for(std::chrono::microseconds(1u << shift));  // up to ~1 ms
-  }
-}
-
 std::string quote(std::string_view name) { return "'" + std::string(name) + "'"; }
 }  // namespace
-
-// ---- options ----------------------------------------------------------------------------------
-
-void TopicOptions::validate() const {
-  if (capacity < 4096 || (capacity & (capacity - 1)) != 0) {
-    throw Error("pushpoll: capacity " + std::to_string(capacity) +
-                " is invalid: it must be a power of two of at least 4096 bytes");
-  }
-  if (capacity > (std::uint64_t{1} << 40)) {
-    throw Error("pushpoll: capacity " + std::to_string(capacity) + " is over the 1 TiB limit");
-  }
-  if (max_message != 0 && max_message > capacity / 4) {
-    throw Error("pushpoll: max_message " + std::to_string(max_message) +
-                " is over a quarter of the capacity (" + std::to_string(capacity / 4) + " bytes)");
-  }
-  if (max_subscribers == 0) throw Error("pushpoll: max_subscribers must be at least 1");
-  if (publish_timeout.count() < 0 || stall_timeout.count() < 0) {
-    throw Error("pushpoll: publish_timeout and stall_timeout must not be negative");
-  }
-}
-
-bool TopicOptions::same_as(const TopicOptions& o) const noexcept {
-  return capacity == o.capacity && effective_max_message() == o.effective_max_message() &&
-         overflow == o.overflow && publish_timeout == o.publish_timeout &&
-         stall_timeout == o.stall_timeout && max_subscribers == o.max_subscribers &&
-         single_producer == o.single_producer;
-}
-
-std::string TopicOptions::describe() const {
-  std::ostringstream out;
-  out << "capacity=" << capacity << " max_message=" << effective_max_message()
-      << " overflow=" << (overflow == Overflow::block ? "block" : "overwrite")
-      << " publish_timeout=" << publish_timeout.count() << "ns"
-      << " stall_timeout=" << stall_timeout.count() << "ns"
-      << " max_subscribers=" << max_subscribers
-      << " single_producer=" << (single_producer ? "true" : "false");
-  return out.str();
-}
-
-void* HeapMemory::allocate(std::size_t bytes, std::size_t alignment) {
-  return ::operator new(bytes, std::align_val_t{alignment});
-}
-
-void HeapMemory::deallocate(void* region, std::size_t, std::size_t alignment) noexcept {
-  ::operator delete(region, std::align_val_t{alignment});
-}
 
 // ---- topic lifecycle --------------------------------------------------------------------------
 
@@ -96,34 +32,50 @@ Topic::Topic(std::string name, const TopicOptions& options,
       overwrite_(options.overflow == Overflow::overwrite),
       notifier_(std::move(notifier)),
       asymmetric_(notifier_ != nullptr && notifier_->asymmetric()),
+      restartable_(notifier_ != nullptr && notifier_->restartable() && detail::rseq_registered()),
       armed_set_(options.max_subscribers) {
   // The options were validated by Hub::create(), the only caller, before armed_set_ allocated.
+  const std::uint64_t entries = options.effective_index_size();
   const std::size_t state_bytes = round_up(sizeof(detail::RingState), detail::kCacheLine);
   const std::size_t slots_bytes = sizeof(detail::SubscriberSlot) * options.max_subscribers;
-  const std::size_t records_offset = round_up(state_bytes + slots_bytes, kRegionAlign);
+  const std::size_t index_offset = round_up(state_bytes + slots_bytes, detail::kCacheLine);
+  const std::size_t records_offset =
+      round_up(index_offset + sizeof(detail::IndexEntry) * static_cast<std::size_t>(entries), kRegionAlign);
   region_bytes_ = records_offset + static_cast<std::size_t>(options.capacity);
-  region_ = static_cast<std::byte*>(memory_->allocate(region_bytes_, kRegionAlign));
+  try {
+    region_ = static_cast<std::byte*>(memory_->allocate(region_bytes_, kRegionAlign));
+  } catch (const std::bad_alloc&) {
+    throw Error("pushpoll: cannot allocate " + std::to_string(region_bytes_) + " bytes for topic " +
+                quote(name_) + " (capacity " + std::to_string(options.capacity) + ", index_size " +
+                std::to_string(entries) + ", max_subscribers " + std::to_string(options.max_subscribers) + ")");
+  }
 
   auto* state = new (region_) detail::RingState{};
   state->capacity = options.capacity;
   state->mask = options.capacity - 1;
+  state->index_size = entries;
   state->slots_offset = state_bytes;
+  state->index_offset = index_offset;
   state->records_offset = records_offset;
   state->max_message = max_message_;
   state->max_subscribers = options.max_subscribers;
   // Free a sixteenth of the ring at a time: one retire walk (and gate scan) per that many bytes.
   state->retire_chunk = std::max<std::uint64_t>(options.capacity / 16, 256);
+  state->bias_after.store(kFirstBias, std::memory_order_relaxed);
   for (std::uint32_t i = 0; i < options.max_subscribers; ++i) {
     new (region_ + state_bytes + i * sizeof(detail::SubscriberSlot)) detail::SubscriberSlot{};
+  }
+  // Entry i starts with the mark of seq i - entries, "the previous lap's message", so that seq i
+  // finds it stale and nothing reads it as done.
+  for (std::uint64_t i = 0; i < entries; ++i) {
+    auto* e = new (region_ + index_offset + i * sizeof(detail::IndexEntry)) detail::IndexEntry{};
+    e->word.store(((i - entries) & detail::kSeqMask) | detail::kEntryNoPos, std::memory_order_relaxed);
+    e->pos.store(0, std::memory_order_relaxed);
   }
   ring_ = detail::RingView(region_);
 }
 
 Topic::~Topic() {
-  // Subscribers keep their topic alive; a Claim must not outlive it.
-  // Relaxed: every Claim was committed or dropped by threads the destroying thread synchronised
-  // with (joined), or the program is already wrong; this only reports it.
-  assert(live_handles_.load(std::memory_order_relaxed) == 0 && "a Claim outlived its Hub: commit or drop it first");
   if (notifier_) notifier_->topic_gone(*this);
   memory_->deallocate(region_, region_bytes_, kRegionAlign);
 }
@@ -145,10 +97,6 @@ void Topic::quiesce_notifier() noexcept {
   if (notifier_ && s.pending_tags.load(std::memory_order_seq_cst) != 0) notifier_->notify(*this, 0);
 }
 
-void Topic::wake(std::uint64_t tag_bits) noexcept {
-  if (notifier_) notifier_->notify(*this, tag_bits);
-}
-
 void Topic::check_open() const {
   if (closed()) throw Closed("pushpoll: topic " + quote(name_) + " is closed");
 }
@@ -161,191 +109,42 @@ void Topic::check_size(std::size_t size) const {
   }
 }
 
-// ---- making room ------------------------------------------------------------------------------
+// ---- wake-ups ---------------------------------------------------------------------------------
 
-bool Topic::make_room(std::uint64_t end, Wait wait, std::chrono::steady_clock::time_point& deadline) {
+void Topic::wake(std::uint64_t last, std::uint64_t tag_bits) noexcept {
+  if (!notifier_) return;
+  // What our commit made visible is `last` and every message done after it (committed by others
+  // while a claim before them held them back): their tags too, or a subscriber that wants only
+  // theirs, armed while the earlier claim was pending, would sleep through them. Bounded: past
+  // that, every tag.
+  detail::MessageWalk walk(ring_, last + 1, max_message_);
+  detail::RecordView r;
+  for (unsigned n = 0; walk.next(r); ++n) {
+    if (n == 4096) {
+      tag_bits = kAllTags;
+      break;
+    }
+    tag_bits |= std::uint64_t{1} << (r.tag & 63u);
+  }
+  notifier_->notify(*this, tag_bits);
+}
+
+// ---- the committed frontier -------------------------------------------------------------------
+
+std::uint64_t Topic::head() const noexcept {
   auto& s = ring_.state();
-  const std::uint64_t cap = ring_.capacity();
-  bool waited = false;
-  unsigned round = 0;
-  for (;;) {
-    check_open();
-    // Acquire: as in reserve().
-    if (end <= s.retire_pos.load(std::memory_order_acquire) + cap) return true;
-    std::uint32_t idle = 0;
-    // SYNC(attach): seq_cst RMW, ordered before the slot loads in retire(); a subscriber stores
-    // its slot, then loads `retiring`: one of the two sees the other.
-    if (s.retiring.compare_exchange_strong(idle, 1, std::memory_order_seq_cst)) {
-      const bool enough = retire(end);
-      // Release: a subscriber that acquires retiring == 0 sees the retire_pos stored before.
-      s.retiring.store(0, std::memory_order_release);
-      if (enough) return true;
-    } else {
-      // Someone else is retiring; it finishes in a bounded walk, unless it was preempted: back off
-      // rather than burn the time slice it needs.
-      unsigned spin = 0;
-      // Acquire: pairs with its release store of 0; its retire_pos is then visible.
-      while (s.retiring.load(std::memory_order_acquire) != 0) backoff(spin);
-      continue;
-    }
-    // Relaxed, the counters here and in retire(): statistics.
-    if (wait == Wait::no) {
-      s.full_timeouts.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (!waited) {
-      waited = true;
-      deadline = now + options_.publish_timeout;
-      s.full_waits.fetch_add(1, std::memory_order_relaxed);
-    } else if (now >= deadline) {
-      s.full_timeouts.fetch_add(1, std::memory_order_relaxed);
-      throw Full("pushpoll: topic " + quote(name_) + " stayed full for publish_timeout (" +
-                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    options_.publish_timeout).count()) +
-                 " ms): a subscriber is not keeping up");
-    }
-    backoff(round);
-  }
-}
-
-bool Topic::retire(std::uint64_t end) {
-  auto& s = ring_.state();
-  const std::uint64_t need = end - ring_.capacity();
-  s.retire_walks.fetch_add(1, std::memory_order_relaxed);
-  // Acquire: pairs with the committers' release of head_pos; records below it are complete.
-  std::uint64_t limit = s.head_pos.load(std::memory_order_acquire);
-  if (!overwrite_) {
-    for (int pass = 0; pass < 2; ++pass) {
-      s.gate_scans.fetch_add(1, std::memory_order_relaxed);
-      // seq_cst loads: the second half of SYNC(attach), after our seq_cst RMW of `retiring`.
-      const std::uint32_t high = s.slot_high.load(std::memory_order_seq_cst);
-      std::uint64_t gate = limit;
-      for (std::uint32_t i = 0; i < high; ++i) {
-        auto& slot = ring_.slot(i);
-        if (slot.state.load(std::memory_order_seq_cst) != kSlotAttached) continue;
-        gate = std::min(gate, slot.cursor_pos.load(std::memory_order_seq_cst));
-      }
-      if (gate >= need) {
-        limit = gate;
-        break;
-      }
-      // The ring is full against the slowest cursor. Relaxed: stuck_* are only touched here,
-      // under `retiring`, whose RMW and release store order them between retirers.
-      const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
-      if (s.stuck_gate.load(std::memory_order_relaxed) != gate) {
-        s.stuck_gate.store(gate, std::memory_order_relaxed);
-        s.stuck_since.store(now, std::memory_order_relaxed);
-        limit = gate;
-        break;
-      }
-      const std::int64_t since = s.stuck_since.load(std::memory_order_relaxed);
-      const auto stuck_for = std::chrono::steady_clock::duration(now - since);
-      // (Pass 1 never gets here, since pass 0 reset stuck_gate; the test keeps the gate a gate even
-      // if that changed: never retire past a subscriber that was not detached.)
-      if (stuck_for < options_.stall_timeout || pass == 1) {
-        limit = gate;
-        break;
-      }
-      // Detach every subscriber that has held the gate here for stall_timeout (attached before
-      // the stall began: one that attached at the stuck gate since has not stalled): it stops
-      // gating, and its next poll reports what it missed. seq_cst, as the scan above; the CAS races only
-      // with the subscriber itself (unsubscribe, or re-attach after a detach), and one of the two
-      // wins. The next pass finds stuck_gate reset and starts a new stall clock.
-      for (std::uint32_t i = 0; i < high; ++i) {
-        auto& slot = ring_.slot(i);
-        std::uint32_t attached = kSlotAttached;
-        if (slot.cursor_pos.load(std::memory_order_seq_cst) == gate &&
-            slot.attached_at.load(std::memory_order_relaxed) <= since &&
-            slot.state.compare_exchange_strong(attached, kSlotDetached, std::memory_order_seq_cst)) {
-          s.detaches.fetch_add(1, std::memory_order_relaxed);
-        }
-      }
-      s.stuck_gate.store(~std::uint64_t{0}, std::memory_order_relaxed);
+  // Relaxed hint, acquire retire point: the scan starts at a retained message known to be below
+  // the frontier, and acquires each mark it passes (SYNC(commit)).
+  const std::uint64_t start = std::max(s.head_hint.load(std::memory_order_relaxed), oldest());
+  std::uint64_t h = start;
+  while (ring_.done(h)) ++h;
+  if (h - start >= 64) {
+    // Keep the next scan short. Relaxed: a lower bound of the frontier, whoever wins.
+    std::uint64_t hint = s.head_hint.load(std::memory_order_relaxed);
+    while (hint < h && !s.head_hint.compare_exchange_weak(hint, h, std::memory_order_relaxed)) {
     }
   }
-  // Relaxed: only the retirer (this thread, holding `retiring`) writes retire_pos and retire_seq.
-  const std::uint64_t old = s.retire_pos.load(std::memory_order_relaxed);
-  std::uint64_t pos = old;
-  std::uint64_t seq = s.retire_seq.load(std::memory_order_relaxed);
-  const std::uint64_t want = need + s.retire_chunk;
-  std::uint64_t stride = 0;
-  while (pos < limit && pos < want) {
-    std::uint64_t start;
-    pos = ring_.next_message(pos, start, stride);  // complete: pos < limit <= head_pos
-    ++seq;
-  }
-  if (pos != old) {
-    // Release, before retire_pos: retire_point() reads the pair (see there).
-    s.retire_seq.store(seq, std::memory_order_release);
-    // SYNC(retire): seq_cst; claimers acquire it before overwriting below it, and subscribers
-    // attaching load it after storing their slot.
-    s.retire_pos.store(pos, std::memory_order_seq_cst);
-  }
-  return pos >= need;
-}
-
-// ---- locating records -------------------------------------------------------------------------
-
-void Topic::locate_head(std::uint64_t& seq, std::uint64_t& pos) const noexcept {
-  auto& s = ring_.state();
-  for (;;) {
-    // Acquire: as in RingView::recent_position(), which validates the entry against it.
-    const std::uint64_t h = s.head_seq.load(std::memory_order_acquire);
-    if (ring_.recent_position(h, pos)) {
-      seq = h;
-      return;
-    }
-  }
-}
-
-void Topic::retire_point(std::uint64_t& seq, std::uint64_t& pos) const noexcept {
-  auto& s = ring_.state();
-  for (;;) {
-    // The retirer changes the pair only while it holds `retiring`, storing retire_seq (release)
-    // before retire_pos. Acquire loads: if we read a new retire_seq with an old retire_pos, the
-    // retirer's CAS of `retiring` is visible to the re-check (it is 1, or retire_pos moved).
-    if (s.retiring.load(std::memory_order_acquire) != 0) {
-      detail::cpu_relax();
-      continue;
-    }
-    const std::uint64_t p = s.retire_pos.load(std::memory_order_acquire);
-    const std::uint64_t q = s.retire_seq.load(std::memory_order_acquire);
-    if (s.retiring.load(std::memory_order_acquire) == 0 &&
-        s.retire_pos.load(std::memory_order_acquire) == p) {
-      seq = q;
-      pos = p;
-      return;
-    }
-  }
-}
-
-bool Topic::locate(std::uint64_t seq, std::uint64_t from_seq, std::uint64_t from_pos,
-                   std::uint64_t& pos) const noexcept {
-  std::uint64_t hs, hp;
-  locate_head(hs, hp);
-  if (seq == hs) {
-    pos = hp;
-    return true;
-  }
-  if (hs - seq < detail::kRecentPositions - 2 && ring_.recent_position(seq, pos)) return true;
-  // Walk from the boundary the caller's slot holds: in block mode nothing from there on is retired
-  // while the slot is attached at it.
-  std::uint64_t p = from_pos, stride = 0;
-  for (std::uint64_t cur = from_seq; cur < seq; ++cur) {
-    std::uint64_t start;
-    p = ring_.next_message(p, start, stride);
-  }
-  // Overwrite mode does not gate: validate the walk (read-validate, as in poll()).
-  if (ring_.overtaken(from_pos)) return false;
-  pos = p;
-  return true;
-}
-
-std::uint64_t Topic::oldest() const noexcept {
-  std::uint64_t seq, pos;
-  retire_point(seq, pos);
-  return seq;
+  return h;
 }
 
 TopicStats Topic::stats() const noexcept {
@@ -353,171 +152,115 @@ TopicStats Topic::stats() const noexcept {
   TopicStats out;
   out.head = head();
   out.oldest = oldest();
-  // Relaxed: statistics; no ordering with anything else is promised.
-  out.bytes_claimed = s.claim_pos.load(std::memory_order_relaxed);
+  // Relaxed: statistics; the claim word is unpacked against the retire point loaded after it.
+  const std::uint64_t w = s.claim.load(std::memory_order_relaxed);
+  out.bytes_claimed = detail::claim_pos(w, s.retire_pos.load(std::memory_order_acquire));
   out.subscribers = s.subscribers.load(std::memory_order_relaxed);
   out.full_waits = s.full_waits.load(std::memory_order_relaxed);
+  out.held_waits = s.held_waits.load(std::memory_order_relaxed);
   out.full_timeouts = s.full_timeouts.load(std::memory_order_relaxed);
   out.detaches = s.detaches.load(std::memory_order_relaxed);
   out.laps = s.laps.load(std::memory_order_relaxed);
   out.retire_walks = s.retire_walks.load(std::memory_order_relaxed);
   out.gate_scans = s.gate_scans.load(std::memory_order_relaxed);
   out.aborted = s.aborted.load(std::memory_order_relaxed);
+  out.expired = s.expired.load(std::memory_order_relaxed);
+  out.bias_revocations = s.revocations.load(std::memory_order_relaxed);
   return out;
 }
 
-// ---- subscribing ------------------------------------------------------------------------------
+// ---- the bias of a sole producer --------------------------------------------------------------
 
-bool Topic::attach(std::uint32_t slot_index, std::uint64_t pos) noexcept {
+void Topic::count_streak() noexcept {
   auto& s = ring_.state();
-  auto& slot = ring_.slot(slot_index);
-  // SYNC(attach): store the cursor and the state, then load `retiring` and retire_pos (all
-  // seq_cst). A retirer takes `retiring` (seq_cst RMW) before scanning slots: either it sees this
-  // slot and keeps its records, or we see its new retire_pos and start again.
-  // Relaxed: published by the seq_cst store of cursor_pos below (see SubscriberSlot::attached_at).
-  slot.attached_at.store(std::chrono::steady_clock::now().time_since_epoch().count(),
-                         std::memory_order_relaxed);
-  slot.cursor_pos.store(pos, std::memory_order_seq_cst);
-  slot.state.store(kSlotAttached, std::memory_order_seq_cst);
-  while (s.retiring.load(std::memory_order_seq_cst) != 0) detail::cpu_relax();
-  return s.retire_pos.load(std::memory_order_seq_cst) <= pos;
+  const std::uint64_t me = detail::thread_token();
+  // Relaxed, all three: a heuristic on the claim line we just wrote; a race only delays the bias.
+  if (s.last_claimer.load(std::memory_order_relaxed) != me) {
+    s.last_claimer.store(me, std::memory_order_relaxed);
+    s.streak.store(0, std::memory_order_relaxed);
+    return;
+  }
+  const std::uint64_t streak = s.streak.load(std::memory_order_relaxed) + 1;
+  s.streak.store(streak, std::memory_order_relaxed);
+  if (streak >= s.bias_after.load(std::memory_order_relaxed)) [[unlikely]] try_bias(me);
 }
 
-Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
-  check_open();
-  if (tag_mask == 0) throw Error("pushpoll: a tag mask of 0 would never receive anything");
+void Topic::try_bias(std::uint64_t me) noexcept {
   auto& s = ring_.state();
-  // Find a free slot, starting where the last one was found.
-  const std::uint32_t n = options_.max_subscribers;
-  std::uint32_t index = n;
-  const std::uint32_t hint = slot_hint_.load(std::memory_order_relaxed);
-  for (std::uint32_t k = 0; k < n; ++k) {
-    const std::uint32_t i = (hint + k) % n;
-    std::uint32_t expected = kSlotFree;
-    // Relaxed probe, acquire CAS: pairs with the release store of kSlotFree in unsubscribe(), so
-    // the previous owner is done with the slot.
-    if (ring_.slot(i).state.load(std::memory_order_relaxed) == kSlotFree &&
-        ring_.slot(i).state.compare_exchange_strong(expected, kSlotReserved, std::memory_order_acquire)) {
-      index = i;
+  s.streak.store(0, std::memory_order_relaxed);
+  // Only a thread the kernel restarts may store without a compare-and-swap.
+  if (!detail::rseq_thread_registered()) return;
+  std::uint64_t none = 0;
+  // seq_cst: ordered before the flag below; a revoker that sees the flag sees us as the owner.
+  if (!s.owner.compare_exchange_strong(none, me, std::memory_order_seq_cst)) return;
+  // Raise the flag on the claim word: from now on everybody else revokes before claiming, and our
+  // restartable stores check both. A CAS: the word may move under us until the flag is up.
+  std::uint64_t w = s.claim.load(std::memory_order_relaxed);
+  while (!(w & detail::kClaimBiased) &&
+         !s.claim.compare_exchange_weak(w, w | detail::kClaimBiased, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+  }
+}
+
+void Topic::revoke_bias() noexcept {
+  auto& s = ring_.state();
+  // seq_cst throughout: the owner word orders the revocation (flag cleared before owner -> 0).
+  std::uint64_t o = s.owner.load(std::memory_order_seq_cst);
+  if (o == 0) return;  // revoked already; the flag is down (it goes down before the owner does)
+  if (o != detail::kRevoking) {
+    if (!s.owner.compare_exchange_strong(o, detail::kRevoking, std::memory_order_seq_cst)) return;
+    // Relaxed: statistics and a heuristic; a contended topic earns the bias ever more slowly.
+    s.revocations.fetch_add(1, std::memory_order_relaxed);
+    const std::uint64_t after = s.bias_after.load(std::memory_order_relaxed);
+    s.bias_after.store(std::min(after * 2, kMostBias), std::memory_order_relaxed);
+  }
+  // The owner is no longer `o`: every restartable store that checked it before now is either
+  // visible or restarted (and then fails its check). Whoever finds kRevoking does this itself
+  // rather than wait for the revoker, so no producer waits for another.
+  notifier_->restart_sequences();
+  std::uint64_t w = s.claim.load(std::memory_order_relaxed);
+  while ((w & detail::kClaimBiased) &&
+         !s.claim.compare_exchange_weak(w, w & ~detail::kClaimBiased, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+  }
+  std::uint64_t revoking = detail::kRevoking;
+  s.owner.compare_exchange_strong(revoking, 0, std::memory_order_seq_cst);
+}
+
+// ---- claim expiry -----------------------------------------------------------------------------
+
+bool Topic::expire(std::uint64_t seq) noexcept {
+  auto& s = ring_.state();
+  detail::IndexEntry& e = ring_.entry(seq);
+  // Acquire: a mark that is done for `seq` was committed; nothing to do.
+  std::uint64_t word = e.word.load(std::memory_order_acquire);
+  if (!stale_for(word, seq)) return false;
+  if (restartable_) {
+    // Committers store with restartable sequences that check `expiring`: raise it, then restart
+    // every sequence in flight. After that, a committer that read `expiring == 0` has either
+    // stored (we see the mark below) or restarts and takes the compare-and-swap path.
+    // seq_cst RMW: ordered before the membarrier's full barrier.
+    s.expiring.fetch_add(1, std::memory_order_seq_cst);
+    notifier_->restart_sequences();
+  }
+  bool won = false;
+  word = e.word.load(std::memory_order_acquire);
+  std::uint64_t pos = e.pos.load(std::memory_order_relaxed);
+  while (stale_for(word, seq)) {
+    // The same compare-and-swap as a committer's: exactly one of us moves the entry to `seq`.
+    if (detail::cas_entry(e, word, pos, (seq & detail::kSeqMask) | detail::kEntryAborted | detail::kEntryNoPos, 0)) {
+      won = true;
       break;
     }
   }
-  if (index == n) {
-    throw Error("pushpoll: topic " + quote(name_) + " has no free subscriber slot (max_subscribers = " +
-                std::to_string(n) + "); raise TopicOptions::max_subscribers");
+  if (restartable_) s.expiring.fetch_sub(1, std::memory_order_seq_cst);
+  if (won) {
+    s.expired.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+    // Whatever was committed behind the claim is visible now: wake who waits for it. An aborted
+    // message carries tag 0.
+    after_commit(seq, 1);
   }
-  // Relaxed: only a hint for the next search.
-  slot_hint_.store((index + 1) % n, std::memory_order_relaxed);
-  // seq_cst CAS: the scan bound must be visible to a retirer no later than the slot (SYNC(attach)).
-  std::uint32_t high = s.slot_high.load(std::memory_order_seq_cst);
-  while (high < index + 1 &&
-         !s.slot_high.compare_exchange_weak(high, index + 1, std::memory_order_seq_cst)) {
-  }
-
-  auto core = std::make_unique<detail::SubscriberCore>();
-  core->topic = this;
-  core->keep = shared_from_this();
-  {
-    auto& slot = ring_.slot(index);
-    // Relaxed: published to the notifier by the seq_cst RMWs of the first arming.
-    slot.tag_mask.store(tag_mask, std::memory_order_relaxed);
-    slot.fd.store(-1, std::memory_order_relaxed);
-    slot.wake.store(detail::kWakeIdle, std::memory_order_relaxed);
-  }
-  core->ring = ring_;
-  core->slot = index;
-  core->tag_mask = tag_mask;
-  std::uint64_t seq = 0, pos = 0;
-  switch (start.kind()) {
-    case Start::Kind::oldest:
-      do {
-        retire_point(seq, pos);
-      } while (!attach(index, pos));
-      break;
-    case Start::Kind::latest:
-      do {
-        locate_head(seq, pos);
-      } while (!attach(index, pos));
-      break;
-    case Start::Kind::at: {
-      // Attach at the oldest retained message first: in block mode that keeps everything from
-      // there on in place while we look for `seq`; then move the cursor forward to it.
-      std::uint64_t oldest_seq, oldest_pos;
-      do {
-        retire_point(oldest_seq, oldest_pos);
-      } while (!attach(index, oldest_pos));
-      seq = start.seq();
-      if (seq < oldest_seq || seq > head() || !locate(seq, oldest_seq, oldest_pos, pos)) {
-        // Release: hands the slot back (pairs with the acquire CAS above).
-        ring_.slot(index).state.store(kSlotFree, std::memory_order_release);
-        throw InvalidCursor("pushpoll: cursor " + std::to_string(seq) + " is outside [oldest " +
-                            std::to_string(oldest()) + ", head " + std::to_string(head()) +
-                            "] of topic " + quote(name_));
-      }
-      // Release: as a batch release, the cursor only moves forward.
-      ring_.slot(index).cursor_pos.store(pos, std::memory_order_release);
-      break;
-    }
-  }
-  core->cursor_seq = seq;
-  core->cursor_pos = pos;
-  // Relaxed: statistics and the debug lifetime check.
-  s.subscribers.fetch_add(1, std::memory_order_relaxed);
-  return Subscriber(std::move(core));
-}
-
-void Subscriber::unsubscribe() noexcept {
-  if (!core_) return;
-  auto& c = *core_;
-  assert(c.live_batches == 0 && "a Batch outlived its Subscriber");
-  c.release_outstanding();
-  if (c.group != nullptr) c.group->remove(*this);
-  disarm();
-  auto& s = c.ring.state();
-  auto& slot = c.ring.slot(c.slot);
-  // The notifier may still hold this slot in its armed set: it finds it idle (or free) and drops
-  // it. Relaxed: the release store of the state below publishes it.
-  slot.fd.store(-1, std::memory_order_relaxed);
-  // Release: our reads of the ring happen-before the next owner's acquire CAS of the slot.
-  slot.state.store(kSlotFree, std::memory_order_release);
-  s.subscribers.fetch_sub(1, std::memory_order_relaxed);
-  if (c.own_fd >= 0 && c.topic->notifier_) {
-    // A round that read this fd before the store above may still write it: let it finish before
-    // the number can be reused.
-    c.topic->quiesce_notifier();
-    c.topic->notifier_->close_fd(c.own_fd);
-  }
-  core_.reset();
-}
-
-Subscriber& Subscriber::operator=(Subscriber&& other) noexcept {
-  if (this != &other) {
-    unsubscribe();
-    core_ = std::move(other.core_);
-  }
-  return *this;
-}
-
-std::uint64_t Subscriber::resync() {
-  auto& c = *core_;
-  Topic& t = *c.topic;
-  auto& s = c.ring.state();
-  for (;;) {
-    const std::uint64_t r = s.retire_pos.load(std::memory_order_acquire);
-    if (r <= c.cursor_pos) {
-      // Detached, but nothing it needs was overwritten yet: gate again from where it is.
-      if (t.attach(c.slot, c.cursor_pos)) return 0;
-      continue;
-    }
-    std::uint64_t seq, rp;
-    t.retire_point(seq, rp);
-    if (!t.attach(c.slot, rp)) continue;
-    const std::uint64_t gap = seq - c.cursor_seq;
-    c.cursor_seq = seq;
-    c.cursor_pos = rp;
-    s.laps.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
-    return gap;
-  }
+  return won;
 }
 
 // ---- batches and claims -----------------------------------------------------------------------
@@ -527,100 +270,121 @@ std::uint64_t Topic::publish_batch(std::span<const std::span<const std::byte>> m
   check_open();
   if (messages.empty()) throw Error("pushpoll: publish_batch needs at least one message");
   for (const auto& m : messages) check_size(m.size());
-  // One claim per chunk of at most half the ring, so that a chunk always fits with its padding.
-  const std::uint64_t limit = ring_.capacity() / 2;
+  // One claim per chunk of at most half the ring and half the index, so that a chunk always fits.
+  const std::uint64_t bytes_limit = ring_.capacity() / 2;
+  const std::uint64_t count_limit = ring_.index_size() / 2;
   std::uint64_t last = 0;
   std::size_t i = 0;
   while (i < messages.size()) {
     std::size_t j = i;
     std::uint64_t bytes = 0;
-    while (j < messages.size() && (j == i || bytes + detail::record_bytes(messages[j].size()) <= limit)) {
+    while (j < messages.size() && j - i < count_limit &&
+           (j == i || bytes + detail::record_bytes(messages[j].size()) <= bytes_limit)) {
       bytes += detail::record_bytes(messages[j].size());
       ++j;
     }
-    last = publish_chunk(messages.subspan(i, j - i), tag);
-    after_commit(std::uint64_t{1} << tag);
+    try {
+      last = publish_chunk(messages.subspan(i, j - i), tag);
+    } catch (const Full&) {
+      if (i == 0) throw;
+      throw_full(i);
+    }
     i = j;
   }
   return last;
 }
 
+void Topic::throw_full(std::uint64_t published) const {
+  throw Full("pushpoll: topic " + quote(name_) + " stayed full for publish_timeout (" +
+             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(options_.publish_timeout).count()) +
+             " ms) after the first " + std::to_string(published) +
+             " messages of the batch were published: a subscriber is not keeping up");
+}
+
 std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> messages, unsigned tag) {
-  Reservation r;
-  reserve(
-      [this, messages](std::uint64_t p) noexcept {
-        std::uint64_t q = p, first = p;
-        for (std::size_t k = 0; k < messages.size(); ++k) {
-          const std::uint64_t bytes = detail::record_bytes(messages[k].size());
-          const std::uint64_t start = ring_.placement(q, bytes);
-          if (k == 0) first = start;
-          q = start + bytes;
-        }
-        return std::pair<std::uint64_t, std::uint64_t>{first, q};
-      },
-      Wait::yes, r);
-  std::uint64_t q = r.pos;
+  const auto layout = [this, messages](std::uint64_t p) noexcept {
+    for (const auto& m : messages) {
+      const std::uint64_t bytes = detail::record_bytes(m.size());
+      p = ring_.placement(p, bytes) + bytes;
+    }
+    return p;
+  };
+  detail::Reservation r;
+  reserve(messages.size(), layout, Wait::yes, r);
+  std::uint64_t p = r.pos;
   for (const auto& m : messages) {
     const std::uint64_t bytes = detail::record_bytes(m.size());
-    const std::uint64_t start = ring_.placement(q, bytes);
-    write_padding(Reservation{q, start, start + bytes});
-    write_record(start, m, tag);
-    q = start + bytes;
+    p = ring_.placement(p, bytes);
+    write_record(p, m, tag);
+    p += bytes;
   }
-  return commit(r, messages.size()) + messages.size() - 1;
+  // Each message commits its own entry; readers see them one by one. A commit can only fail if
+  // this thread stalled for claim_timeout: that message went out aborted.
+  p = r.pos;
+  std::uint64_t lost = 0;
+  for (std::uint64_t k = 0; k < messages.size(); ++k) {
+    const std::uint64_t bytes = detail::record_bytes(messages[k].size());
+    p = ring_.placement(p, bytes);
+    if (!commit(r.seq + k, p, 0)) ++lost;
+    p += bytes;
+  }
+  after_commit(r.seq + messages.size() - 1, std::uint64_t{1} << tag);
+  if (lost != 0) {
+    throw ClaimExpired("pushpoll: " + std::to_string(lost) + " of " + std::to_string(messages.size()) +
+                       " messages of a batch on topic " + quote(name_) +
+                       " were aborted: their publisher stalled for claim_timeout before committing them");
+  }
+  return r.seq + messages.size() - 1;
 }
 
 Claim Topic::claim(std::size_t size) {
   check_size(size);
   check_open();
-  Reservation r;
-  reserve_one(detail::record_bytes(size), Wait::yes, r);
-  write_padding(r);
-  auto& h = ring_.header_mut(r.start);
-  h.size = static_cast<std::uint32_t>(size);
-  h.tag = 0;
-  h.flags = 0;
-  h.reserved = 0;
-#ifndef NDEBUG
-  live_handles_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for the lifetime check
-#endif
-  return Claim(this, r, std::span<std::byte>(ring_.at(r.start) + sizeof(RecordHeader), size));
+  const std::uint64_t bytes = detail::record_bytes(size);
+  detail::Reservation r;
+  reserve(1, [this, bytes](std::uint64_t p) noexcept { return ring_.placement(p, bytes) + bytes; }, Wait::yes, r);
+  const std::uint64_t start = ring_.placement(r.pos, bytes);
+  const detail::RecordPrefix prefix{static_cast<std::uint32_t>(size), 0, {}};
+  std::memcpy(ring_.at(start), &prefix, sizeof prefix);
+  return Claim(this, r.seq, start, std::span<std::byte>(ring_.at(start) + sizeof prefix, size));
 }
 
 std::uint64_t Claim::commit(unsigned tag) {
   if (topic_ == nullptr) throw Error("pushpoll: commit() on a claim that is no longer active");
   Topic::check_tag(tag);
-  topic_->ring_.header_mut(r_.start).tag = static_cast<std::uint8_t>(tag);
   Topic* t = topic_;
-  topic_ = nullptr;
-  const std::uint64_t seq = t->commit(r_, 1);
-  t->after_commit(std::uint64_t{1} << tag);
-#ifndef NDEBUG
-  t->live_handles_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: as in claim()
-#endif
-  return seq;
+  end();
+  // The tag goes into the prefix written at claim(); the commit publishes it. Not into a record
+  // that expired (its bytes may carry a later message by now).
+  // Relaxed: as in Topic::commit(), which checks again.
+  if (t->stale_for(t->ring_.entry(seq_).word.load(std::memory_order_relaxed), seq_)) {
+    reinterpret_cast<detail::RecordPrefix*>(t->ring_.at(pos_))->tag = static_cast<std::uint8_t>(tag);
+  }
+  if (!t->commit(seq_, pos_, 0)) {
+    throw ClaimExpired("pushpoll: the claim of seq " + std::to_string(seq_) + " on topic '" + t->name() +
+                       "' was held longer than claim_timeout and went out as an aborted message");
+  }
+  t->after_commit(seq_, std::uint64_t{1} << tag);
+  return seq_;
 }
 
 void Claim::abort() noexcept {
   if (topic_ == nullptr) return;
   Topic* t = topic_;
-  topic_ = nullptr;
-  t->ring_.header_mut(r_.start).flags = detail::kAborted;
-  t->commit(r_, 1);
-  t->after_commit(1);  // an aborted message carries tag 0
+  end();
+  if (!t->commit(seq_, pos_, detail::kEntryAborted)) return;  // expired: aborted already
+  t->after_commit(seq_, 1);  // an aborted message carries tag 0
   t->ring_.state().aborted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
-#ifndef NDEBUG
-  t->live_handles_.fetch_sub(1, std::memory_order_relaxed);  // relaxed: as in claim()
-#endif
 }
 
 Claim& Claim::operator=(Claim&& other) noexcept {
   if (this != &other) {
     abort();
     topic_ = other.topic_;
-    r_ = other.r_;
+    seq_ = other.seq_;
+    pos_ = other.pos_;
     data_ = other.data_;
-    other.topic_ = nullptr;
+    other.end();
   }
   return *this;
 }

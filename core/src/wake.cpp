@@ -2,13 +2,14 @@
 // operations go through the notifier seam (detail/notifier.hpp), implemented in pushpoll::io.
 //
 // The handshake (docs/DESIGN.md, "The arming handshake"):
-//   subscriber: wake = armed; armed += 1 (seq_cst); heavy barrier; if head > cursor: disarm
-//   publisher:  head = h (release); light barrier; if armed != 0: notify
+//   subscriber: wake = armed; armed += 1 (seq_cst); heavy barrier; if mark[cursor] done: disarm
+//   publisher:  mark[seq] = seq (release); light barrier; if armed != 0: notify
 // and the edge trigger: the notifier moves a slot armed -> notified by CAS and only the winner
 // writes the eventfd; the subscriber returns it to idle in its next poll()/arm(), draining the fd.
 #include <algorithm>
 #include <thread>
 
+#include "pushpoll/detail/deadline.hpp"
 #include "pushpoll/hub.hpp"
 #include "pushpoll/topic.hpp"
 
@@ -55,33 +56,34 @@ void disarm(detail::SubscriberCore& c) noexcept {
 
 bool has_matching(detail::SubscriberCore& c) {
   c.release_outstanding();
-  auto& s = c.ring.state();
   if (c.gapped()) return true;  // a gap to report is news: the next poll reports it
-  // seq_cst: the load half of SYNC(arm) on the subscriber side (after the heavy barrier).
-  const std::uint64_t head = s.head_seq.load(std::memory_order_seq_cst);
-  if (head == c.cursor_seq) return false;
+  // seq_cst: the load half of SYNC(arm) on the subscriber side (after the heavy barrier): the
+  // commit mark at the cursor.
+  const std::uint64_t word = c.ring.entry(c.cursor).word.load(std::memory_order_seq_cst);
+  if (!detail::entry_done(word, c.cursor)) {
+    // An uncommitted claim in the way is timed here too (the safety net's look comes here), so
+    // that a parked subscriber also frees itself from a claim that never commits.
+    return c.claim_pending() && c.held_back();
+  }
   if (c.tag_mask == kAllTags) return true;
   // Skip, and consume, the messages the mask does not take.
-  std::uint64_t pos = c.cursor_pos, seq = c.cursor_seq;
+  detail::MessageWalk walk(c.ring, c.cursor, c.max_message);
+  detail::RecordView r;
   bool found = false;
-  std::uint64_t stride = 0;
-  while (seq < head) {
-    std::uint64_t start;
-    const std::uint64_t next = c.ring.next_message(pos, start, stride);
-    if (detail::accepts(c.tag_mask, c.ring.header(start).tag)) {
+  std::uint64_t seq = c.cursor;
+  while (walk.next(r)) {
+    if (detail::accepts(c.tag_mask, r.tag)) {
       found = true;
       break;
     }
-    pos = next;
-    ++seq;
+    seq = walk.seq();
   }
   // Validate the walk as poll() does; a lapped cursor is news (a gap) for the next poll.
-  if (c.ring.overtaken(c.cursor_pos)) return true;
-  if (seq != c.cursor_seq) {
-    c.cursor_seq = seq;
-    c.cursor_pos = pos;
+  if (c.ring.overtaken(c.cursor)) return true;
+  if (seq != c.cursor) {
+    c.cursor = seq;
     // Release: as in release_outstanding(): our reads happen-before the bytes are reused.
-    c.ring.slot(c.slot).cursor_pos.store(pos, std::memory_order_release);
+    c.ring.slot(c.slot).cursor_seq.store(seq, std::memory_order_release);
   }
   return found;
 }
@@ -214,8 +216,7 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
     throw Error("pushpoll: a wake-group member is woken through WakeGroup::wait(), not wait()");
   }
   using clock = std::chrono::steady_clock;
-  const bool forever = timeout.count() < 0;
-  const auto deadline = forever ? clock::time_point::max() : clock::now() + timeout;
+  const auto deadline = detail::Deadline::after(timeout);
   const auto done = [&c](bool pushed) {
     if (pushed) c.last_wake = clock::now();
     return pushed;
@@ -223,10 +224,10 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
   // Client-side rate limit: pushes inside min_interval after the last wake-up coalesce into one.
   if (c.wait_options.min_interval.count() > 0 && c.last_wake != clock::time_point{}) {
     const auto until = c.last_wake + c.wait_options.min_interval;
-    if (until > clock::now()) std::this_thread::sleep_until(std::min(until, deadline));
+    if (until > clock::now()) std::this_thread::sleep_until(std::min(until, deadline.at()));
   }
   if (c.wait_options.spin.count() > 0) {
-    const auto spin_end = std::min(clock::now() + c.wait_options.spin, deadline);
+    const auto spin_end = std::min(detail::Deadline::after(c.wait_options.spin).at(), deadline.at());
     do {
       if (has_matching()) return done(true);
       detail::cpu_relax();
@@ -240,11 +241,7 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
       }
       return done(true);
     }
-    std::chrono::nanoseconds left{-1};
-    if (!forever) {
-      left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
-      if (left.count() < 0) left = std::chrono::nanoseconds(0);
-    }
+    const std::chrono::nanoseconds left = deadline.left();
     // Block no longer than the safety net: then look at the log even without a push.
     const auto net = c.wait_options.safety_net;
     const bool netted = net.count() > 0 && (left.count() < 0 || left > net);
@@ -351,9 +348,7 @@ std::span<const std::uint32_t> WakeGroup::ready() {
 }
 
 std::span<const std::uint32_t> WakeGroup::wait(std::chrono::nanoseconds timeout) {
-  using clock = std::chrono::steady_clock;
-  const bool forever = timeout.count() < 0;
-  const auto deadline = forever ? clock::time_point::max() : clock::now() + timeout;
+  const auto deadline = detail::Deadline::after(timeout);
   for (;;) {
     // First look, without arming anybody: members with news are returned at once and nobody is
     // left armed behind the caller's back (a later publish would pay for a wake-up it does not
@@ -378,17 +373,14 @@ std::span<const std::uint32_t> WakeGroup::wait(std::chrono::nanoseconds timeout)
     // Arm every member with one heavy barrier for all of them, then re-check each.
     arm_many(members_.size(), [this](std::size_t i) { return members_[i]; }, ready_);
     if (!ready_.empty()) return ready_;
-    std::chrono::nanoseconds left{-1};
-    if (!forever) {
-      left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now());
-      if (left.count() <= 0) return {};
-    }
+    const std::chrono::nanoseconds left = deadline.left();
+    if (left.count() == 0) return {};
     const bool readable = notifier_->block(fd_, left);
     notifier_->count_subscriber_syscall();
     if (readable) {
       auto ids = ready();
       if (!ids.empty()) return ids;
-    } else if (!forever && clock::now() >= deadline) {
+    } else if (deadline.passed()) {
       return {};
     }
   }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "pushpoll/io/notifier.hpp"
+#include "pushpoll/detail/commit.hpp"
 #include "pushpoll/io/writers.hpp"
 
 namespace pushpoll::io {
@@ -32,6 +33,21 @@ bool register_membarrier() noexcept {
 #endif
 }
 
+/// Restartable sequences for producers (core/include/pushpoll/detail/commit.hpp) need a way to
+/// restart every sequence in flight: membarrier's RSEQ command (Linux 5.10), registered once.
+/// Refused where the kernel or a seccomp profile refuses it, or with PUSHPOLL_RSEQ=off: producers
+/// then use compare-and-swap only.
+bool register_rseq_restart() noexcept {
+#if defined(PUSHPOLL_TSAN)
+  return false;  // ThreadSanitizer sees no restartable sequences: producers use compare-and-swap
+#else
+  const char* env = std::getenv("PUSHPOLL_RSEQ");
+  if (env != nullptr && (std::strcmp(env, "off") == 0 || std::strcmp(env, "0") == 0)) return false;
+  if (!detail::rseq_registered()) return false;
+  return ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0;
+#endif
+}
+
 // Everything the notifier does, shared between the Notifier handed to topics and the background
 // thread, so that the thread never depends on the lifetime of the handle (the last reference to
 // a topic, and so to the handle, may be dropped on that thread).
@@ -41,7 +57,8 @@ class Engine {
       : writer_(std::move(writer)),
         background_(options.mode == NotifyMode::background),
         window_(options.coalesce_window),
-        asymmetric_(options.asymmetric_barrier && register_membarrier()) {
+        asymmetric_(options.asymmetric_barrier && register_membarrier()),
+        restartable_(register_rseq_restart()) {
     if (background_) {
       bg_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (bg_fd_ < 0) throw Error(std::string("pushpoll: eventfd: ") + std::strerror(errno));
@@ -164,6 +181,16 @@ class Engine {
   }
 
   [[nodiscard]] bool asymmetric() const noexcept { return asymmetric_; }
+  [[nodiscard]] bool restartable() const noexcept { return restartable_; }
+
+  void restart_sequences() noexcept {
+#if !defined(PUSHPOLL_TSAN)
+    // Every thread of this process running inside a restartable sequence is restarted before this
+    // returns (the kernel interrupts each CPU running one of our threads and waits for it).
+    ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, 0, 0);
+#endif
+  }
+
   [[nodiscard]] Backend backend() const noexcept { return writer_->kind(); }
 
   [[nodiscard]] WakeStats stats() const noexcept {
@@ -331,6 +358,7 @@ class Engine {
   bool background_;
   std::chrono::nanoseconds window_;
   bool asymmetric_;
+  bool restartable_;
   WriterCounters counters_;
   std::atomic<std::uint64_t> coalesced_{0}, skipped_{0}, rounds_{0}, subscriber_syscalls_{0},
       arms_{0}, bg_syscalls_{0}, recovered_{0};
@@ -378,6 +406,8 @@ class EventNotifier final : public detail::Notifier {
   }
   void heavy_barrier() noexcept override { engine_->heavy_barrier(); }
   [[nodiscard]] bool asymmetric() const noexcept override { return engine_->asymmetric(); }
+  [[nodiscard]] bool restartable() const noexcept override { return engine_->restartable(); }
+  void restart_sequences() noexcept override { engine_->restart_sequences(); }
   [[nodiscard]] Backend backend() const noexcept override { return engine_->backend(); }
   [[nodiscard]] WakeStats stats() const noexcept override { return engine_->stats(); }
   void count_subscriber_syscall() noexcept override { engine_->count_subscriber_syscall(); }

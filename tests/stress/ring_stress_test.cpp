@@ -811,7 +811,7 @@ TEST_P(OverwriteStress, IntactBatchesAreFlawlessAndEverySeqIsAccountedFor) {
   for (auto& th : subs) th.join();
 
   failures.report();
-  EXPECT_EQ(t.stats().full_waits, 0u) << "overwrite mode never waits";
+  EXPECT_EQ(t.stats().full_waits, 0u) << "overwrite mode never waits for subscribers";
   std::uint64_t out_of_ring = 0;
   for (unsigned k = 0; k < kSubscribers; ++k) {
     const LossyResult& r = results[k];

@@ -157,17 +157,18 @@ constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept {
   return detail::record_bytes(payload);
 }
 
-/// True if [data, data + size) lies inside the topic's record area.
+/// True if [data, data + size) lies inside the topic's record area (or is empty).
 inline bool inside_ring(const Topic& topic, std::span<const std::byte> data) noexcept {
+  if (data.empty()) return true;
   const auto ring = topic.ring();
   const std::byte* lo = ring.at(0);
   const std::byte* hi = lo + ring.capacity();
   return data.data() >= lo && data.data() + data.size() <= hi;
 }
 
-/// Offset in the record area of the header of the message whose payload is `data`.
-inline std::uint64_t header_index(const Topic& topic, std::span<const std::byte> data) noexcept {
-  return static_cast<std::uint64_t>(data.data() - topic.ring().at(0)) - sizeof(detail::RecordHeader);
+/// Offset in the record area of the record (its prefix) of the message whose payload is `data`.
+inline std::uint64_t record_index(const Topic& topic, std::span<const std::byte> data) noexcept {
+  return static_cast<std::uint64_t>(data.data() - topic.ring().at(0)) - sizeof(detail::RecordPrefix);
 }
 
 }  // namespace pushpoll::test

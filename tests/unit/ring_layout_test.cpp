@@ -1,11 +1,13 @@
-// pushpoll/detail/ring.hpp: the region layout, record framing, and navigation over records built
-// by hand (a padding record, an implicit gap at the lap end).
+// pushpoll/detail/ring.hpp: the region layout, the commit index, record framing, the packed claim
+// word, and walks over an index built by hand (a message not yet committed, an aborted one, a
+// record that would leave the ring).
 #include <gtest/gtest.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <random>
 
 #include "test_support.hpp"
 
@@ -14,39 +16,65 @@ namespace {
 
 // ---- static layout ----------------------------------------------------------------------------
 
-static_assert(offsetof(RecordHeader, size) == 0);
-static_assert(offsetof(RecordHeader, tag) == 4);
-static_assert(offsetof(RecordHeader, flags) == 5);
-static_assert(offsetof(RecordHeader, seq) == 8);
-static_assert((kPadding & kAborted) == 0, "flags are distinct bits");
+static_assert(offsetof(RecordPrefix, size) == 0);
+static_assert(offsetof(RecordPrefix, tag) == 4);
+static_assert(offsetof(IndexEntry, word) == 0 && offsetof(IndexEntry, pos) == 8);
+static_assert((kEntryAborted & kEntryNoPos) == 0 && ((kEntryAborted | kEntryNoPos) & kSeqMask) == 0,
+              "entry flags are distinct bits above the seq");
 static_assert(sizeof(SubscriberSlot) == kCacheLine && alignof(SubscriberSlot) == kCacheLine);
-static_assert(offsetof(RingState, claim_pos) / kCacheLine != offsetof(RingState, head_seq) / kCacheLine,
+static_assert(offsetof(RingState, claim) / kCacheLine != offsetof(RingState, retire_seq) / kCacheLine,
               "claimers and readers do not share a line");
-static_assert(offsetof(RingState, retire_pos) / kCacheLine != offsetof(RingState, head_seq) / kCacheLine);
-static_assert(offsetof(RingState, closed) % kCacheLine == 0);
+static_assert(offsetof(RingState, claim) / kCacheLine != offsetof(RingState, closed) / kCacheLine);
+static_assert(offsetof(RingState, expiring) / kCacheLine == offsetof(RingState, claim) / kCacheLine,
+              "committers read `expiring` on the line they claim on");
 static_assert(offsetof(RingState, full_waits) % kCacheLine == 0, "rare counters off the hot lines");
 
-TEST(RingLayout, RecordsAreAHeaderPlusPayloadRoundedToEightBytes) {
-  EXPECT_EQ(record_bytes(0), 16u);
-  EXPECT_EQ(record_bytes(1), 24u);
-  EXPECT_EQ(record_bytes(8), 24u);
-  EXPECT_EQ(record_bytes(9), 32u);
-  EXPECT_EQ(record_bytes(1024), 1040u);
-  EXPECT_EQ(record_bytes(65536), 65552u);
+TEST(RingLayout, RecordsAreAPrefixPlusPayloadRoundedToEightBytes) {
+  EXPECT_EQ(record_bytes(0), 8u);
+  EXPECT_EQ(record_bytes(1), 16u);
+  EXPECT_EQ(record_bytes(8), 16u);
+  EXPECT_EQ(record_bytes(9), 24u);
+  EXPECT_EQ(record_bytes(56), 64u) << "a 56-byte payload fills one cache line";
+  EXPECT_EQ(record_bytes(65536), 65544u);
   for (std::uint64_t n = 0; n < 100; ++n) {
     EXPECT_EQ(record_bytes(n) % kRecordAlign, 0u);
-    EXPECT_GE(record_bytes(n), sizeof(RecordHeader) + n);
-    EXPECT_LT(record_bytes(n), sizeof(RecordHeader) + n + kRecordAlign);
+    EXPECT_GE(record_bytes(n), sizeof(RecordPrefix) + n);
+    EXPECT_LT(record_bytes(n), sizeof(RecordPrefix) + n + kRecordAlign);
   }
 }
 
-// A region built by hand: the ring header and a 4 KiB record area, no subscriber slots.
+// ---- the claim word ---------------------------------------------------------------------------
+
+TEST(ClaimWord, UnpacksExactlyAgainstAnyFloorWithinItsReach) {
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 100000; ++i) {
+    const std::uint64_t seq = rng() >> 2;
+    const std::uint64_t pos = (rng() >> 2) & ~std::uint64_t{7};
+    const std::uint64_t back_seq = rng() % kMaxIndexSize;  // claims stay within an index of the retired seq
+    const std::uint64_t back_pos = (rng() % kMaxCapacity) & ~std::uint64_t{7};
+    const std::uint64_t w = pack_claim(seq, pos) | ((i & 1) ? kClaimBiased : 0);
+    ASSERT_EQ(claim_seq(w, seq - std::min(seq, back_seq)), seq) << i;
+    ASSERT_EQ(claim_pos(w, pos - std::min(pos, back_pos)), pos) << i;
+  }
+}
+
+TEST(ClaimWord, TheBiasFlagChangesNeitherSeqNorPosition) {
+  const std::uint64_t w = pack_claim(12345, 4096);
+  EXPECT_EQ(claim_seq(w | kClaimBiased, 12000), 12345u);
+  EXPECT_EQ(claim_pos(w | kClaimBiased, 0), 4096u);
+}
+
+// ---- an index and a ring built by hand --------------------------------------------------------
+
+// A region built by hand: the ring header, a 64-entry index and a 4 KiB record area, no slots.
 class HandBuiltRing : public ::testing::Test {
  protected:
   static constexpr std::uint64_t kCapacity = 4096;
+  static constexpr std::uint64_t kEntries = 64;
   static constexpr std::size_t kStateBytes = (sizeof(RingState) + kCacheLine - 1) / kCacheLine * kCacheLine;
+  static constexpr std::size_t kIndexBytes = kEntries * sizeof(IndexEntry);
   struct alignas(kCacheLine) Region {
-    std::byte bytes[kStateBytes + kCapacity];
+    std::byte bytes[kStateBytes + kIndexBytes + kCapacity];
   };
 
   void SetUp() override {
@@ -54,94 +82,90 @@ class HandBuiltRing : public ::testing::Test {
     auto* state = new (region_->bytes) RingState{};
     state->capacity = kCapacity;
     state->mask = kCapacity - 1;
+    state->index_size = kEntries;
     state->slots_offset = kStateBytes;
-    state->records_offset = kStateBytes;
+    state->index_offset = kStateBytes;
+    state->records_offset = kStateBytes + kIndexBytes;
     state->max_message = 1024;
     state->max_subscribers = 0;
+    for (std::uint64_t i = 0; i < kEntries; ++i) {
+      auto* e = new (region_->bytes + kStateBytes + i * sizeof(IndexEntry)) IndexEntry{};
+      e->word.store(((i - kEntries) & kSeqMask) | kEntryNoPos);
+      e->pos.store(0);
+    }
     ring_ = RingView(region_->bytes);
   }
-  void TearDown() override { ring_.state().~RingState(); }
 
-  void write(std::uint64_t pos, std::uint32_t size, std::uint8_t flags, std::uint64_t seq) {
-    RecordHeader& h = ring_.header_mut(pos);
-    h.size = size;
-    h.tag = 0;
-    h.flags = flags;
-    h.reserved = 0;
-    h.seq = seq;
+  /// Writes message `seq`'s record at `pos` and commits its entry.
+  void commit(std::uint64_t seq, std::uint64_t pos, std::uint32_t size, std::uint8_t tag = 0) {
+    const RecordPrefix p{size, tag, {}};
+    std::memcpy(ring_.at(pos), &p, sizeof p);
+    ring_.entry(seq).pos.store(pos);
+    ring_.entry(seq).word.store(seq & kSeqMask);
   }
 
   std::unique_ptr<Region> region_;
   RingView ring_;
 };
 
-TEST_F(HandBuiltRing, PositionsMapToIndexesModuloTheCapacity) {
-  EXPECT_EQ(ring_.capacity(), kCapacity);
-  EXPECT_EQ(ring_.mask(), kCapacity - 1);
-  EXPECT_EQ(ring_.at(0), region_->bytes + kStateBytes);
-  EXPECT_EQ(ring_.at(kCapacity), ring_.at(0));
-  EXPECT_EQ(ring_.at(5 * kCapacity + 24), ring_.at(24));
+TEST_F(HandBuiltRing, AFreshIndexHasNothingDone) {
+  for (std::uint64_t s = 0; s < 3 * kEntries; ++s) EXPECT_FALSE(ring_.done(s)) << s;
 }
 
-TEST_F(HandBuiltRing, LapRoomIsWhatIsLeftBeforeTheEndOfTheLap) {
-  EXPECT_EQ(ring_.lap_room(0), kCapacity);
-  EXPECT_EQ(ring_.lap_room(4000), 96u);
-  EXPECT_EQ(ring_.lap_room(kCapacity - 8), 8u);
-  EXPECT_EQ(ring_.lap_room(kCapacity), kCapacity);
-  EXPECT_EQ(ring_.lap_room(3 * kCapacity + 100), kCapacity - 100);
+TEST_F(HandBuiltRing, AnEntryIsDoneForItsSeqAndNotForTheSameSlotInOtherLaps) {
+  commit(5, 0, 10);
+  EXPECT_TRUE(ring_.done(5));
+  EXPECT_FALSE(ring_.done(5 + kEntries)) << "a later lap's seq maps to the same entry";
+  EXPECT_FALSE(ring_.done(6));
 }
 
 TEST_F(HandBuiltRing, PlacementMovesARecordThatWouldStraddleToTheNextLap) {
-  EXPECT_EQ(ring_.placement(4000, 96), 4000u) << "exact fit stays";
-  EXPECT_EQ(ring_.placement(4000, 104), kCapacity);
-  EXPECT_EQ(ring_.placement(kCapacity - 8, 16), kCapacity);
-  EXPECT_EQ(ring_.placement(kCapacity + 8, 1040), kCapacity + 8);
+  EXPECT_EQ(ring_.placement(0, 64), 0u);
+  EXPECT_EQ(ring_.placement(kCapacity - 64, 64), kCapacity - 64) << "ending exactly at the lap end fits";
+  EXPECT_EQ(ring_.placement(kCapacity - 56, 64), kCapacity);
+  EXPECT_EQ(ring_.placement(3 * kCapacity - 8, 16), 3 * kCapacity);
 }
 
-TEST_F(HandBuiltRing, SkipTailJumpsOnlyAGapSmallerThanAHeader) {
-  EXPECT_EQ(ring_.skip_tail(kCapacity - 8), kCapacity);
-  EXPECT_EQ(ring_.skip_tail(kCapacity - 16), kCapacity - 16);
-  EXPECT_EQ(ring_.skip_tail(kCapacity), kCapacity);
-  EXPECT_EQ(ring_.skip_tail(100), 100u);
+TEST_F(HandBuiltRing, AWalkReadsCommittedMessagesAndStopsAtTheFirstUncommittedOne) {
+  commit(0, 0, 10, 3);
+  commit(1, record_bytes(10), 0, 4);
+  commit(3, 200, 5);  // 2 is claimed but not committed: 3 must not be read before it
+  MessageWalk w(ring_, 0, 1024);
+  RecordView r{};
+  ASSERT_TRUE(w.next(r));
+  EXPECT_EQ(r.size, 10u);
+  EXPECT_EQ(r.tag, 3);
+  EXPECT_EQ(r.payload, ring_.at(0) + sizeof(RecordPrefix));
+  ASSERT_TRUE(w.next(r));
+  EXPECT_EQ(r.size, 0u);
+  EXPECT_EQ(r.tag, 4);
+  EXPECT_FALSE(w.next(r));
+  EXPECT_EQ(w.seq(), 2u) << "a refused step moves nowhere";
 }
 
-TEST_F(HandBuiltRing, NextMessageStepsOverOneRecord) {
-  write(0, 5, 0, 10);
-  write(24, 100, 0, 11);
-  std::uint64_t start = 99;
-  EXPECT_EQ(ring_.next_message(0, start), 24u);
-  EXPECT_EQ(start, 0u);
-  EXPECT_EQ(ring_.next_message(24, start), 24 + record_bytes(100));
-  EXPECT_EQ(start, 24u);
+TEST_F(HandBuiltRing, AnAbortedEntryIsAnEmptyMessageWithNoRecord) {
+  ring_.entry(0).word.store(0 | kEntryAborted | kEntryNoPos);
+  MessageWalk w(ring_, 0, 1024);
+  RecordView r{};
+  ASSERT_TRUE(w.next(r));
+  EXPECT_TRUE(r.aborted);
+  EXPECT_EQ(r.size, 0u);
+  EXPECT_EQ(r.tag, 0);
 }
 
-TEST_F(HandBuiltRing, NextMessageSkipsAPaddingRecordToTheNextLap) {
-  write(0, 5, 0, 10);        // first record of the next lap (index 0)
-  write(4000, 80, kPadding, 10);  // padding: 96 bytes up to the lap end
-  std::uint64_t start = 0;
-  EXPECT_EQ(ring_.next_message(4000, start), kCapacity + record_bytes(5));
-  EXPECT_EQ(start, kCapacity);
-  EXPECT_EQ(ring_.header(start).seq, 10u);
-}
-
-TEST_F(HandBuiltRing, NextMessageSkipsAnImplicitGapToTheNextLap) {
-  write(0, 30, 0, 7);
-  std::uint64_t start = 0;
-  EXPECT_EQ(ring_.next_message(kCapacity - 8, start), kCapacity + record_bytes(30));
-  EXPECT_EQ(start, kCapacity);
-}
-
-TEST_F(HandBuiltRing, AbortedRecordKeepsItsClaimedSize) {
-  write(0, 40, kAborted, 3);
-  write(record_bytes(40), 0, 0, 4);
-  std::uint64_t start = 0;
-  EXPECT_EQ(ring_.next_message(0, start), record_bytes(40));
-  EXPECT_EQ(ring_.next_message(record_bytes(40), start), record_bytes(40) + record_bytes(0));
+TEST_F(HandBuiltRing, AWalkRefusesARecordThatWouldLeaveTheRingOrExceedMaxMessage) {
+  commit(0, kCapacity - 16, 9);  // 8 + 9 bytes from 16 before the end
+  MessageWalk w(ring_, 0, 1024);
+  RecordView r{};
+  EXPECT_FALSE(w.next(r));
+  commit(1, 0, 2000);  // over max_message (1024)
+  MessageWalk w1(ring_, 1, 1024);
+  EXPECT_FALSE(w1.next(r));
 }
 
 // ---- the region of a real topic ---------------------------------------------------------------
 
-TEST(RingLayout, TopicRegionIsStateThenSlotsThenAPageAlignedRecordArea) {
+TEST(RingLayout, TopicRegionIsStateThenSlotsThenTheIndexThenAPageAlignedRecordArea) {
   Hub hub;
   TopicOptions opt = test::small_topic(8192);
   opt.max_subscribers = 10;
@@ -150,6 +174,7 @@ TEST(RingLayout, TopicRegionIsStateThenSlotsThenAPageAlignedRecordArea) {
   const RingState& s = ring.state();
   EXPECT_EQ(s.capacity, 8192u);
   EXPECT_EQ(s.mask, 8191u);
+  EXPECT_EQ(s.index_size, 128u) << "capacity / 64";
   EXPECT_EQ(s.max_message, 2048u);
   EXPECT_EQ(s.max_subscribers, 10u);
   EXPECT_EQ(s.retire_chunk, 512u) << "a sixteenth of the ring";
@@ -158,9 +183,22 @@ TEST(RingLayout, TopicRegionIsStateThenSlotsThenAPageAlignedRecordArea) {
   EXPECT_GE(s.slots_offset, sizeof(RingState));
   EXPECT_EQ(reinterpret_cast<const std::byte*>(&ring.slot(1)) - reinterpret_cast<const std::byte*>(&ring.slot(0)),
             static_cast<std::ptrdiff_t>(kCacheLine));
-  EXPECT_LE(reinterpret_cast<const std::byte*>(&ring.slot(9) + 1), ring.at(0)) << "slots overlap the records";
+  const auto* index = reinterpret_cast<const std::byte*>(&ring.entry(0));
+  EXPECT_EQ(index, base + s.index_offset);
+  EXPECT_LE(reinterpret_cast<const std::byte*>(&ring.slot(9) + 1), index) << "slots overlap the index";
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(index) % kCacheLine, 0u) << "four entries per cache line";
+  EXPECT_LE(reinterpret_cast<const std::byte*>(&ring.entry(127) + 1), ring.at(0)) << "the index overlaps the records";
   EXPECT_EQ(ring.at(0), base + s.records_offset);
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(ring.at(0)) % 4096, 0u);
+}
+
+TEST(RingLayout, IndexSizeDefaultsToAQuarterOfACacheLinePerRingLineAndCanBeSet) {
+  Hub hub;
+  EXPECT_EQ(hub.topic("small", test::small_topic(4096)).ring().index_size(), 64u) << "at least 64";
+  EXPECT_EQ(hub.topic("big", test::small_topic(1 << 20)).ring().index_size(), 16384u);
+  TopicOptions opt = test::small_topic(1 << 20);
+  opt.index_size = 1 << 16;
+  EXPECT_EQ(hub.topic("set", opt).ring().index_size(), 65536u);
 }
 
 TEST(RingLayout, RetireChunkIsAtLeast256Bytes) {
@@ -180,8 +218,9 @@ TEST(RingLayout, SubscriberSlotsTrackStateAndCursor) {
     Subscriber sub = t.subscribe();
     EXPECT_EQ(ring.slot(0).state.load(), kSlotAttached);
     t.publish(test::pattern(0, 10));
+    t.publish(test::pattern(1, 10));
     (void)test::drain(sub);
-    EXPECT_EQ(ring.slot(0).cursor_pos.load(), record_bytes(10)) << "the cursor is a byte position";
+    EXPECT_EQ(ring.slot(0).cursor_seq.load(), 2u) << "the cursor is a seq";
   }
   EXPECT_EQ(ring.slot(0).state.load(), kSlotFree);
 }

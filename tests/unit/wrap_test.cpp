@@ -1,6 +1,7 @@
 // Wrap-around: records never straddle the end of the ring. A record that does not fit the rest of
-// a lap is preceded by a padding record, or by an implicit gap when fewer than a header's bytes are
-// left. These tests build each case by hand, then check random sizes over many laps byte by byte.
+// a lap starts the next lap; the bytes skipped carry nothing (every message's index entry says where
+// its record is). These tests build each case by hand, then check random sizes over many laps byte
+// by byte.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -16,13 +17,13 @@ namespace pushpoll {
 namespace {
 
 using test::drain;
-using test::header_index;
+using test::record_index;
 using test::pattern;
 using test::record_bytes;
 using test::small_topic;
 
 constexpr std::uint64_t kCapacity = 4096;
-constexpr std::uint64_t kHeader = sizeof(detail::RecordHeader);
+constexpr std::uint64_t kPrefix = sizeof(detail::RecordPrefix);
 
 // The position the next claim starts at (bytes claimed so far).
 std::uint64_t claim_position(const Topic& t) { return t.stats().bytes_claimed; }
@@ -37,9 +38,8 @@ void fill_to(Topic& t, std::uint64_t index, Subscriber* sub = nullptr) {
   const std::uint64_t largest = record_bytes(t.max_message());
   while (remaining != 0) {
     std::uint64_t bytes = std::min(remaining, largest);
-    if (remaining - bytes != 0 && remaining - bytes < kHeader) bytes -= kHeader;
     const std::uint64_t seq = t.head();
-    t.publish(pattern(seq, bytes - kHeader));
+    t.publish(pattern(seq, bytes - kPrefix));
     remaining -= bytes;
     if (sub != nullptr) (void)drain(*sub);
   }
@@ -55,41 +55,44 @@ std::uint64_t read_one(Topic& t, Subscriber& sub, std::uint64_t seq) {
   EXPECT_EQ(m.seq, seq);
   EXPECT_TRUE(test::matches_pattern(m.data, seq)) << "seq " << seq;
   EXPECT_TRUE(test::inside_ring(t, m.data));
-  return header_index(t, m.data);
+  return record_index(t, m.data);
 }
 
-TEST(WrapAround, RecordThatDoesNotFitTheLapEndFollowsAPaddingRecord) {
+TEST(WrapAround, RecordThatDoesNotFitTheLapEndStartsTheNextLap) {
   Hub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
   fill_to(t, 4000, &sub);  // 96 bytes left in the lap
   const std::uint64_t before = claim_position(t);
   const std::uint64_t seq = t.publish(pattern(t.head(), 200));  // a 216-byte record
-  EXPECT_EQ(claim_position(t), before + 96 + record_bytes(200)) << "padding covers the lap end";
+  EXPECT_EQ(claim_position(t), before + 96 + record_bytes(200)) << "the lap end is skipped";
   EXPECT_EQ(read_one(t, sub, seq), 0u) << "the record starts the next lap";
-  // The message after it follows directly, and Start::at finds the record behind the padding.
+  // The message after it follows directly, and Start::at finds the record after the skip.
   const std::uint64_t after = t.publish(pattern(t.head(), 5));
   EXPECT_EQ(read_one(t, sub, after), record_bytes(200));
   Subscriber at = t.subscribe(Start::at(seq));
   EXPECT_EQ(read_one(t, at, seq), 0u);
 }
 
-TEST(WrapAround, RecordFollowsAnImplicitGapWhenFewerThanAHeaderIsLeft) {
+TEST(WrapAround, TheSmallestRecordFitsTheLastEightBytesAndAnyLargerOneSkipsThem) {
   Hub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
-  fill_to(t, kCapacity - 8, &sub);  // 8 bytes left: no room even for a padding header
+  fill_to(t, kCapacity - 16, &sub);
+  const std::uint64_t empty = t.publish(pattern(t.head(), 0));  // an 8-byte record
+  EXPECT_EQ(read_one(t, sub, empty), kCapacity - 16);
+  ASSERT_EQ(claim_position(t) % kCapacity, kCapacity - 8);
   const std::uint64_t before = claim_position(t);
-  const std::uint64_t seq = t.publish(pattern(t.head(), 0));  // the smallest record: 16 bytes
-  EXPECT_EQ(claim_position(t), before + 8 + record_bytes(0));
+  const std::uint64_t seq = t.publish(pattern(t.head(), 1));  // 16 bytes: does not fit 8
+  EXPECT_EQ(claim_position(t), before + 8 + record_bytes(1));
   EXPECT_EQ(read_one(t, sub, seq), 0u);
   Subscriber at = t.subscribe(Start::at(seq));
   EXPECT_EQ(read_one(t, at, seq), 0u);
   const std::uint64_t next = t.publish(pattern(t.head(), 30));
-  EXPECT_EQ(read_one(t, sub, next), record_bytes(0));
+  EXPECT_EQ(read_one(t, sub, next), record_bytes(1));
 }
 
-TEST(WrapAround, RecordEndingExactlyAtTheLapEndNeedsNoPadding) {
+TEST(WrapAround, RecordEndingExactlyAtTheLapEndSkipsNothing) {
   Hub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
@@ -99,11 +102,11 @@ TEST(WrapAround, RecordEndingExactlyAtTheLapEndNeedsNoPadding) {
   EXPECT_EQ(read_one(t, sub, last), kCapacity - record_bytes(1024));
   const std::uint64_t before = claim_position(t);
   const std::uint64_t first = t.publish(pattern(t.head(), 7));
-  EXPECT_EQ(claim_position(t), before + record_bytes(7)) << "no padding was needed";
+  EXPECT_EQ(claim_position(t), before + record_bytes(7)) << "nothing was skipped";
   EXPECT_EQ(read_one(t, sub, first), 0u);
 }
 
-TEST(WrapAround, BatchCrossingTheLapEndIsPaddedInsideItsClaim) {
+TEST(WrapAround, BatchCrossingTheLapEndSkipsItInsideItsClaim) {
   Hub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
@@ -117,7 +120,7 @@ TEST(WrapAround, BatchCrossingTheLapEndIsPaddedInsideItsClaim) {
   EXPECT_EQ(read_one(t, sub, first + 2), record_bytes(200));
 }
 
-TEST(WrapAround, BatchStartingAtAnImplicitGapStartsTheNextLap) {
+TEST(WrapAround, BatchWhoseFirstRecordFitsTheLapEndAndSecondDoesNotSkipsBetweenThem) {
   Hub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
@@ -126,11 +129,11 @@ TEST(WrapAround, BatchStartingAtAnImplicitGapStartsTheNextLap) {
   const auto a = pattern(first, 0), b = pattern(first + 1, 3);
   const std::span<const std::byte> two[] = {a, b};
   EXPECT_EQ(t.publish_batch(two), first + 1);
-  EXPECT_EQ(read_one(t, sub, first), 0u);
-  EXPECT_EQ(read_one(t, sub, first + 1), record_bytes(0));
+  EXPECT_EQ(read_one(t, sub, first), kCapacity - 8);
+  EXPECT_EQ(read_one(t, sub, first + 1), 0u);
 }
 
-TEST(WrapAround, BatchWhoseFirstRecordNeedsPaddingStartsTheNextLap) {
+TEST(WrapAround, BatchWhoseFirstRecordDoesNotFitStartsTheNextLap) {
   Hub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
@@ -149,7 +152,7 @@ TEST(WrapAround, AbortedClaimAtTheLapEndKeepsTheSequenceReadable) {
   Subscriber sub = t.subscribe();
   fill_to(t, 4000, &sub);
   const std::uint64_t aborted = t.head();
-  (void)t.claim(300);  // dropped: an aborted record at the start of the next lap
+  (void)t.claim(300);  // dropped: an aborted message whose bytes start the next lap
   const std::uint64_t next = t.publish(pattern(t.head(), 12));
   Batch b = sub.poll();
   ASSERT_EQ(b.size(), 2u);
@@ -162,7 +165,7 @@ TEST(WrapAround, AbortedClaimAtTheLapEndKeepsTheSequenceReadable) {
   const Message m1 = *it;
   EXPECT_EQ(m1.seq, next);
   EXPECT_TRUE(test::matches_pattern(m1.data, next));
-  EXPECT_EQ(header_index(t, m1.data), record_bytes(300)) << "the aborted record kept its bytes";
+  EXPECT_EQ(record_index(t, m1.data), record_bytes(300)) << "the aborted record kept its bytes";
 }
 
 // Random sizes from a fixed seed, over thousands of laps of a 4 KiB ring, through every way of
@@ -200,7 +203,7 @@ TEST_P(RandomWrapAround, EveryMessageSurvivesByteForByte) {
   constexpr std::uint64_t kMessages = test::kTsan ? 4000 : 50000;
   std::uint64_t next_seq = 0;     // next seq the subscriber must see
   std::uint64_t position = 0;     // where the subscriber expects the next record to end up
-  std::uint64_t padded = 0, implicit_gaps = 0, exact_fits = 0;
+  std::uint64_t wrapped = 0, exact_fits = 0;
 
   auto check = [&](const Batch& b) {
     ASSERT_EQ(b.gap(), 0u);
@@ -214,18 +217,20 @@ TEST_P(RandomWrapAround, EveryMessageSurvivesByteForByte) {
       ASSERT_EQ(m.data.size(), e.aborted ? 0 : e.size) << m.seq;
       ASSERT_TRUE(test::matches_pattern(m.data, m.seq)) << "bytes of message " << m.seq;
       ASSERT_TRUE(test::inside_ring(t, m.data)) << m.seq;
-      // Placement: right after the previous record, or at the start of the next lap.
-      const std::uint64_t index = header_index(t, m.data);
+      // Placement: right after the previous record, or at the start of the next lap when it would
+      // not fit what is left of this one. An aborted message keeps its bytes but shows none.
       const std::uint64_t room = kCapacity - position % kCapacity;
-      if (index != position % kCapacity) {
-        ASSERT_EQ(index, 0u) << "message " << m.seq << " is neither contiguous nor wrapped";
-        ASSERT_LT(room, record_bytes(e.size)) << "message " << m.seq << " wrapped but would have fit";
-        (room < kHeader ? implicit_gaps : padded) += 1;
+      if (record_bytes(e.size) > room) {
+        ++wrapped;
         position += room;
-      } else if (index == 0 && position != 0) {
+      } else if (room == record_bytes(e.size)) {
         ++exact_fits;
       }
-      ASSERT_LE(index + kHeader + e.size, kCapacity) << "message " << m.seq << " straddles the lap end";
+      if (!e.aborted) {
+        const std::uint64_t index = record_index(t, m.data);
+        ASSERT_EQ(index, position % kCapacity) << "message " << m.seq << " is not where it belongs";
+        ASSERT_LE(index + kPrefix + e.size, kCapacity) << "message " << m.seq << " straddles the lap end";
+      }
       position += record_bytes(e.size);
       ++next_seq;
     }
@@ -292,11 +297,9 @@ TEST_P(RandomWrapAround, EveryMessageSurvivesByteForByte) {
   EXPECT_EQ(next_seq, t.head());
   EXPECT_EQ(position, claim_position(t)) << "bytes claimed disagree with where records were found";
   // The seed must have produced every kind of lap end, or this test proves less than it claims.
-  EXPECT_GT(padded, 0u);
-  EXPECT_GT(implicit_gaps, 0u);
+  EXPECT_GT(wrapped, 0u);
   EXPECT_GT(exact_fits, 0u);
-  RecordProperty("padded", std::to_string(padded));
-  RecordProperty("implicit_gaps", std::to_string(implicit_gaps));
+  RecordProperty("wrapped", std::to_string(wrapped));
   RecordProperty("exact_fits", std::to_string(exact_fits));
 }
 
@@ -305,10 +308,8 @@ INSTANTIATE_TEST_SUITE_P(Producers, RandomWrapAround, ::testing::Values(false, t
                            return param.param ? "SingleProducer" : "MultiProducer";
                          });
 
-// Walks predict each record's position from the size of the record before it (detail::step). Runs
-// of equal sizes, changing at random and crossing lap ends, polled with random limits (so that
-// poll() walks to find a batch's end) and with the whole backlog: every guess that is wrong must be
-// corrected, every message found where it was written, with its bytes.
+// Runs of equal sizes, changing at random and crossing lap ends, polled with random limits and with
+// the whole backlog: every message found where it was written, with its bytes.
 TEST(WrapAround, RunsOfEqualSizesAreWalkedExactlyWhereverTheSizeChanges) {
   Hub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
@@ -359,34 +360,33 @@ TEST(WrapAround, RunsOfEqualSizesAreWalkedExactlyWhereverTheSizeChanges) {
 // A regression test: the iterator once re-read the header's size on dereference and bounded it only
 // by max_message, not by the room left in the lap, so a record at the end of a lap, overwritten by
 // a payload, read as a message running past the end of the ring. The walk (detail::MessageWalk)
-// now reads each header once and refuses a size that leaves the lap.
+// reads each record's prefix once and refuses a size that leaves the ring.
 TEST(WrapAroundOverwrite, MessageReadFromAnOverwrittenRecordStaysInsideTheRing) {
   Hub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity, Overflow::overwrite));
   Subscriber sub = t.subscribe();
-  // Lap 1 ends with a 16-byte message whose 32-byte record fills the lap exactly.
+  // Lap 1 ends with a 16-byte message whose 24-byte record fills the lap exactly.
   fill_to(t, kCapacity - record_bytes(16));
   const std::uint64_t last = t.publish(pattern(t.head(), 16));
   Batch held = sub.poll(1000);
   auto it = held.begin();
   while (it != held.end() && (*it).seq != last) ++it;
   ASSERT_TRUE(it != held.end());
-  ASSERT_EQ(header_index(t, (*it).data), kCapacity - record_bytes(16));
+  ASSERT_EQ(record_index(t, (*it).data), kCapacity - record_bytes(16));
 
-  // Lap 2 writes a payload across that record, holding what looks like a header of size 1000.
+  // Lap 2 writes a payload across that record, holding what looks like a prefix of size 1000.
   fill_to(t, kCapacity - record_bytes(960));
   auto payload = pattern(t.head(), 960);
-  detail::RecordHeader fake{};
+  detail::RecordPrefix fake{};
   fake.size = 1000;  // not over max_message (1024)
-  fake.seq = last;
-  const std::uint64_t at = (kCapacity - record_bytes(16)) - (kCapacity - record_bytes(960)) - kHeader;
+  const std::uint64_t at = (kCapacity - record_bytes(16)) - (kCapacity - record_bytes(960)) - kPrefix;
   std::memcpy(payload.data() + at, &fake, sizeof fake);
   t.publish(payload);
 
   const Message m = *it;
   EXPECT_TRUE(test::inside_ring(t, m.data))
       << "message " << m.seq << " of " << m.data.size() << " bytes at ring index "
-      << header_index(t, m.data) << " runs past the end of the " << kCapacity << "-byte ring";
+      << record_index(t, m.data) << " runs past the end of the " << kCapacity << "-byte ring";
   EXPECT_FALSE(held.release());
 }
 

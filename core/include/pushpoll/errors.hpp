@@ -35,4 +35,11 @@ class MessageTooLarge : public Error {
   using Error::Error;
 };
 
+/// A claim committed after `claim_timeout`, when it had already been turned into an aborted
+/// message so that readers and the ring could move on. Nothing it wrote is published.
+class ClaimExpired : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace pushpoll

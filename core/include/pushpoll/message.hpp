@@ -7,29 +7,28 @@
 // stay mapped (never a use-after-free) but may change, and release() then returns false. Process
 // what release() validates: copy, release, and act only on an intact batch.
 //
-// Thread-safety: a Batch belongs to one thread at a time (it may be moved to another thread). It must
-// not outlive its Subscriber (debug builds assert this).
+// Thread-safety: a Batch belongs to one thread at a time (it may be moved to another thread). A
+// Batch that outlives its Subscriber stays safe to release (it reports the batch as not intact);
+// its bytes stay mapped while the topic lives.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
 #include <span>
 
+#include "pushpoll/detail/cursor.hpp"
 #include "pushpoll/detail/ring.hpp"
 #include "pushpoll/options.hpp"
 
 namespace pushpoll {
 
 class Subscriber;
-namespace detail {
-struct SubscriberCore;
-}
 
 /// One message, read in place.
 struct Message {
   std::uint64_t seq = 0;                 ///< position in the topic's sequence (0, 1, 2, ...)
   std::uint8_t tag = 0;                  ///< 0..63, chosen by the publisher
-  bool aborted = false;                  ///< a claim dropped without commit(): data is empty
+  bool aborted = false;                  ///< a claim dropped or expired before commit(): data is empty
   std::span<const std::byte> data;       ///< points INTO the ring; valid until the batch is released
 };
 
@@ -46,7 +45,7 @@ class Batch {
 
     iterator() = default;
     Message operator*() const noexcept {
-      return Message{seq_, tag_, aborted_, std::span<const std::byte>(data_, aborted_ ? 0 : size_)};
+      return Message{seq_, r_.tag, r_.aborted, std::span<const std::byte>(r_.payload, r_.size)};
     }
     iterator& operator++() noexcept {
       --remaining_;
@@ -60,39 +59,30 @@ class Batch {
 
    private:
     friend class Batch;
-    iterator(const detail::RingView& ring, std::uint64_t pos, std::uint64_t seq, std::uint64_t records,
-             std::uint64_t tag_mask) noexcept
-        : walk_(ring, pos, seq), remaining_(records), tag_mask_(tag_mask) {
+    iterator(const detail::RingView& ring, std::uint64_t seq, std::uint64_t records, std::uint64_t tag_mask,
+             std::uint32_t max_message) noexcept
+        : walk_(ring, seq, max_message), remaining_(records), tag_mask_(tag_mask) {
       settle();
     }
-    // Moves to the first record at or after the walk's position that the subscriber's tag mask
-    // accepts. A record that fails the walk's checks ends the iteration. Always inlined: one call
-    // left out of line (from begin()) takes the iterator's address, and an iterator whose address
-    // escapes lives in memory, its position a store and a load per message instead of a register.
+    // Moves to the first message at or after the walk's position that the subscriber's tag mask
+    // accepts. A message that fails the walk's checks ends the iteration. Always inlined: an
+    // iterator whose address escapes (one call left out of line, from begin()) lives in memory, its
+    // position a store and a load per message instead of a register.
     [[gnu::always_inline]] void settle() noexcept {
       for (; remaining_ != 0; --remaining_) {
-        detail::RecordHeader h;
         seq_ = walk_.seq();
-        if (!walk_.next(h, data_)) [[unlikely]] {
+        if (!walk_.next(r_)) [[unlikely]] {
           remaining_ = 0;
           return;
         }
-        if (detail::accepts(tag_mask_, h.tag)) [[likely]] {
-          size_ = h.size;
-          tag_ = h.tag;
-          aborted_ = (h.flags & detail::kAborted) != 0;
-          return;
-        }
+        if (detail::accepts(tag_mask_, r_.tag)) [[likely]] return;
       }
     }
     detail::MessageWalk walk_;
     std::uint64_t remaining_ = 0;
     std::uint64_t tag_mask_ = kAllTags;
     std::uint64_t seq_ = 0;
-    const std::byte* data_ = nullptr;
-    std::uint32_t size_ = 0;
-    std::uint8_t tag_ = 0;
-    bool aborted_ = false;
+    detail::RecordView r_{};
   };
 
   Batch() = default;
@@ -107,15 +97,15 @@ class Batch {
   [[nodiscard]] bool empty() const noexcept { return matched_ == 0; }
   /// Messages lost just before this batch (lapped in overwrite mode, or detached): 0 if none.
   [[nodiscard]] std::uint64_t gap() const noexcept { return gap_; }
-  /// Sequence number of the first record covered (also when it was skipped by tag).
+  /// Sequence number of the first message covered (also when it was skipped by tag).
   [[nodiscard]] std::uint64_t first_seq() const noexcept { return begin_seq_; }
-  /// One past the last record covered: the subscriber's cursor after release().
+  /// One past the last message covered: the subscriber's cursor after release().
   [[nodiscard]] std::uint64_t end_seq() const noexcept { return begin_seq_ + records_; }
-  /// Bytes of ring covered by the batch (framing and padding included).
-  [[nodiscard]] std::uint64_t span_bytes() const noexcept { return end_pos_ - begin_pos_; }
+  /// Ring bytes from the first record covered to the end of the last (framing included).
+  [[nodiscard]] std::uint64_t span_bytes() const noexcept;
 
   [[nodiscard]] iterator begin() const noexcept {
-    return iterator(ring_, begin_pos_, begin_seq_, records_, tag_mask_);
+    return iterator(ring_, begin_seq_, records_, tag_mask_, max_message_);
   }
   [[nodiscard]] iterator end() const noexcept { return iterator{}; }
 
@@ -138,27 +128,68 @@ class Batch {
  private:
   template <bool kAll, class F>
   void walk(F& f) const {
-    detail::MessageWalk w(ring_, begin_pos_, begin_seq_);
+    detail::MessageWalk w(ring_, begin_seq_, max_message_);
     for (std::uint64_t n = records_; n != 0; --n) {
       const std::uint64_t seq = w.seq();
-      detail::RecordHeader h;
-      const std::byte* payload;
-      if (!w.next(h, payload)) [[unlikely]] return;  // overwritten: release() reports it
-      if (!kAll && !detail::accepts(tag_mask_, h.tag)) continue;
-      const bool aborted = (h.flags & detail::kAborted) != 0;
-      f(Message{seq, h.tag, aborted, std::span<const std::byte>(payload, aborted ? 0 : h.size)});
+      detail::RecordView r;
+      if (!w.next(r)) [[unlikely]] return;  // overwritten: release() reports it
+      if (!kAll && !detail::accepts(tag_mask_, r.tag)) continue;
+      f(Message{seq, r.tag, r.aborted, std::span<const std::byte>(r.payload, r.size)});
     }
   }
 
   friend class Subscriber;
-  friend struct detail::SubscriberCore;
   detail::SubscriberCore* owner_ = nullptr;
   std::uint64_t generation_ = 0;
   detail::RingView ring_{};
-  std::uint64_t begin_pos_ = 0, end_pos_ = 0, begin_seq_ = 0, records_ = 0, matched_ = 0, gap_ = 0;
+  std::uint64_t begin_seq_ = 0, records_ = 0, matched_ = 0, gap_ = 0;
   std::uint64_t tag_mask_ = kAllTags;
+  std::uint32_t max_message_ = 0;
   bool released_ = true;
   bool intact_ = true;
 };
+
+inline bool Batch::release() noexcept {
+  if (released_) return intact_;
+  released_ = true;
+  if (owner_ == nullptr) return intact_;
+  detail::SubscriberCore* c = owner_;
+  owner_ = nullptr;
+  --c->live_batches;
+  if (c->orphaned) {
+    // Its subscriber is gone: the cursor no longer exists, so nothing read can be vouched for.
+    intact_ = false;
+    if (c->live_batches == 0) delete c;
+    return intact_;
+  }
+  if (c->outstanding && c->generation == generation_) {
+    intact_ = c->release_outstanding();
+  } else if (c->released_generation == generation_) {
+    intact_ = c->released_intact;  // the subscriber released it when it polled again
+  } else {
+    intact_ = false;  // released two polls ago: its result is unknown, so it is not trusted
+  }
+  return intact_;
+}
+
+inline Batch& Batch::operator=(Batch&& other) noexcept {
+  if (this != &other) {
+    release();
+    owner_ = other.owner_;
+    generation_ = other.generation_;
+    ring_ = other.ring_;
+    begin_seq_ = other.begin_seq_;
+    records_ = other.records_;
+    matched_ = other.matched_;
+    gap_ = other.gap_;
+    tag_mask_ = other.tag_mask_;
+    max_message_ = other.max_message_;
+    released_ = other.released_;
+    intact_ = other.intact_;
+    other.owner_ = nullptr;
+    other.released_ = true;
+  }
+  return *this;
+}
 
 }  // namespace pushpoll

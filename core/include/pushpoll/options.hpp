@@ -18,8 +18,12 @@ enum class Overflow : std::uint8_t {
 
 /// Options of one topic. Compared field by field when a name is looked up again.
 struct TopicOptions {
-  /// Ring size in bytes: a power of two, at least 4 KiB.
+  /// Ring size in bytes: a power of two from 4 KiB to 32 GiB.
   std::uint64_t capacity = std::uint64_t{1} << 20;
+  /// The most messages retained at once (entries in the commit index, 16 bytes each): a power of
+  /// two up to 2^27. 0 means the default, capacity / 64 (at least 64): room for the whole ring at
+  /// 56-byte payloads; smaller messages are retained by count rather than by bytes.
+  std::uint64_t index_size = 0;
   /// Largest payload in bytes. 0 means the default: the smaller of 64 KiB and capacity / 4.
   std::uint32_t max_message = 0;
   Overflow overflow = Overflow::block;
@@ -27,12 +31,25 @@ struct TopicOptions {
   std::chrono::nanoseconds publish_timeout = std::chrono::seconds(1);
   /// How long a subscriber may hold the ring back before it is detached (Overflow::block).
   std::chrono::nanoseconds stall_timeout = std::chrono::seconds(5);
-  /// Size of the subscriber table.
+  /// A claim that holds readers or the ring back this long without being committed is turned into
+  /// an aborted message by whoever it holds back; its late commit() then throws ClaimExpired. It
+  /// also frees the ring from a publisher killed mid-claim. 0: never. Set it well above the longest
+  /// time a claim is held: a publisher still writing into an expired claim's bytes writes into
+  /// ring space that may already carry later messages.
+  std::chrono::nanoseconds claim_timeout = std::chrono::seconds(1);
+  /// Size of the subscriber table: at most 2^20.
   std::uint32_t max_subscribers = 16384;
-  /// Promise that only one thread at a time publishes: publish needs no atomic read-modify-write.
-  /// Debug builds assert the promise.
+  /// Promise that only one thread at a time publishes or holds a claim: claims need no atomic
+  /// read-modify-write. (One thread claiming alone gets the same fast path on its own, after a
+  /// while; the promise skips the while.)
   bool single_producer = false;
 
+  /// index_size with the default applied.
+  [[nodiscard]] std::uint64_t effective_index_size() const noexcept {
+    if (index_size != 0) return index_size;
+    const std::uint64_t n = capacity / 64;
+    return n < 64 ? 64 : n;
+  }
   /// max_message with the default applied.
   [[nodiscard]] std::uint32_t effective_max_message() const noexcept {
     if (max_message != 0) return max_message;

@@ -1,12 +1,13 @@
-// pushpoll/topic.hpp — a topic (the feed), its producers' claims, and its subscribers (the cursors).
+// pushpoll/topic.hpp — a topic (the feed): a lock-free, append-only ring log.
 //
-// A topic is a lock-free, append-only ring log. Every message gets the next 64-bit sequence number
-// (0, 1, 2, ... for the topic's whole life, never reused). Publishers append; each subscriber reads
-// batches in place from its own cursor.
+// Every message gets the next 64-bit sequence number (0, 1, 2, ... for the topic's whole life, never
+// reused). Publishers append from any thread; no publisher ever waits for another: each claims its
+// seq and bytes, writes, and commits its own index entry. Readers see the longest committed prefix:
+// nothing past a message that is claimed but not committed, everything up to it. Each subscriber
+// (subscriber.hpp) reads batches in place from its own cursor.
 //
 // Lifetimes: a Topic lives as long as its Hub. A Subscriber keeps its topic's memory alive (it may
-// outlive the Hub and then sees Closed); a Claim must not outlive its Hub, nor a Batch its
-// Subscriber (debug builds assert both).
+// outlive the Hub and then sees Closed); a Claim must not outlive its Hub.
 //
 // Thread-safety tags used below:
 //   [any thread]  safe from many threads at once
@@ -18,113 +19,61 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include <boost/lockfree/queue.hpp>
-#include <vector>
 
+#include "pushpoll/claim.hpp"
+#include "pushpoll/detail/commit.hpp"
+#include "pushpoll/detail/deadline.hpp"
 #include "pushpoll/detail/notifier.hpp"
 #include "pushpoll/detail/ring.hpp"
 #include "pushpoll/errors.hpp"
 #include "pushpoll/memory.hpp"
 #include "pushpoll/message.hpp"
 #include "pushpoll/options.hpp"
+#include "pushpoll/subscriber.hpp"
 #include "pushpoll/wake.hpp"
+#include "pushpoll/wake_group.hpp"
 
 namespace pushpoll {
 
 class Hub;
-class Topic;
-class Subscriber;
-class WakeGroup;
 
 /// What a topic has done. Every field is a snapshot; counters only grow.
 struct TopicStats {
-  std::uint64_t head = 0;           ///< messages published (the next seq)
+  std::uint64_t head = 0;           ///< messages readers can see (the next seq after the committed prefix)
   std::uint64_t oldest = 0;         ///< oldest retained seq
-  std::uint64_t bytes_claimed = 0;  ///< ring bytes claimed so far (framing and padding included)
+  std::uint64_t bytes_claimed = 0;  ///< ring bytes claimed so far (framing and skipped lap ends included)
   std::uint32_t subscribers = 0;    ///< live subscribers
-  std::uint64_t full_waits = 0;     ///< publishes that found the ring full and waited
+  std::uint64_t full_waits = 0;     ///< publishes that waited for subscribers to make room
+  std::uint64_t held_waits = 0;     ///< publishes that waited for a claim in progress at the oldest end
   std::uint64_t full_timeouts = 0;  ///< publishes that gave up (Full or try_publish == false)
   std::uint64_t detaches = 0;       ///< stalled subscribers detached (Overflow::block)
   std::uint64_t laps = 0;           ///< polls that found their cursor overwritten (gap reported)
   std::uint64_t retire_walks = 0;   ///< times the writers freed old records
   std::uint64_t gate_scans = 0;     ///< times the writers scanned subscriber cursors
   std::uint64_t aborted = 0;        ///< claims dropped without commit()
+  std::uint64_t expired = 0;        ///< claims aborted after holding others back for claim_timeout
+  std::uint64_t bias_revocations = 0;  ///< times a sole producer's fast path was taken back
 };
 
 namespace detail {
-/// The ring-side half of a reservation: where the record goes and what it ends.
+/// What a claim got: its first seq, where its bytes start (before any lap-end skip), where they end.
 struct Reservation {
-  std::uint64_t pos = 0;    // claimed start (a padding record goes here when start != pos)
-  std::uint64_t start = 0;  // first record's header
-  std::uint64_t end = 0;    // one past the last byte claimed
+  std::uint64_t seq = 0;
+  std::uint64_t pos = 0;
+  std::uint64_t end = 0;
 };
-
-/// A subscriber's private state: heap-allocated so that Batch handles survive moves of Subscriber.
-struct SubscriberCore {
-  Topic* topic = nullptr;
-  std::shared_ptr<Topic> keep;  // the topic (and its region) outlive the hub while subscribed
-  RingView ring;
-  std::uint32_t slot = 0;
-  std::uint64_t tag_mask = kAllTags;
-  std::uint64_t cursor_seq = 0;
-  std::uint64_t cursor_pos = 0;
-  // The outstanding batch, if any.
-  bool outstanding = false;
-  std::uint64_t generation = 0;
-  std::uint64_t out_begin_pos = 0, out_end_pos = 0, out_end_seq = 0;
-  // Result of the most recent release, for a Batch handle released after its subscriber re-polled.
-  std::uint64_t released_generation = 0;
-  bool released_intact = true;
-  // Debug-build lifetime check: Batch handles alive.
-  std::int32_t live_batches = 0;
-  // Wake-ups.
-  int own_fd = -1;               // this subscriber's eventfd, opened on first use
-  WakeGroup* group = nullptr;    // when it is woken through a group's eventfd instead
-  std::uint32_t group_id = 0;    // its id in that group
-  WaitOptions wait_options{};
-  std::chrono::steady_clock::time_point last_wake{};
-
-  /// Validates and releases the outstanding batch; returns whether it stayed intact.
-  bool release_outstanding() noexcept;
-  /// Whether messages were lost before the cursor (the slot was detached, or the writers lapped
-  /// it): the next poll resyncs and reports the gap. Relaxed state load: a detach seen late is
-  /// seen by the next look, and the retire mark (acquire: pairs with SYNC(retire)) catches a lap.
-  [[nodiscard]] bool gapped() const noexcept {
-    return ring.slot(slot).state.load(std::memory_order_relaxed) == kSlotDetached ||
-           ring.state().retire_pos.load(std::memory_order_acquire) > cursor_pos;
-  }
+/// A producer's state while it waits for room (Topic::make_room()).
+struct RoomWait {
+  bool waiting = false;
+  Deadline deadline = Deadline::never();
+  std::uint64_t held_seq = ~std::uint64_t{0};      // the uncommitted claim the retirer stopped at
+  std::chrono::steady_clock::time_point held_since{};
+  unsigned backoff = 0;
 };
 }  // namespace detail
-
-/// A message being built in place. Move-only; dropping it uncommitted publishes an aborted message.
-class Claim {
- public:
-  Claim() = default;
-  Claim(Claim&& other) noexcept { *this = std::move(other); }
-  Claim& operator=(Claim&& other) noexcept;
-  Claim(const Claim&) = delete;
-  Claim& operator=(const Claim&) = delete;
-  ~Claim() { abort(); }
-
-  /// The claimed bytes, inside the ring. [owner]
-  [[nodiscard]] std::span<std::byte> data() const noexcept { return data_; }
-  /// Publishes the message with `tag` (0..63); returns its seq. [owner]
-  std::uint64_t commit(unsigned tag = 0);
-  /// Publishes an empty message flagged `aborted`, so that sequence numbers stay gap-free. [owner]
-  void abort() noexcept;
-  [[nodiscard]] bool active() const noexcept { return topic_ != nullptr; }
-
- private:
-  friend class Topic;
-  Claim(Topic* topic, detail::Reservation r, std::span<std::byte> data) noexcept
-      : topic_(topic), r_(r), data_(data) {}
-  Topic* topic_ = nullptr;
-  detail::Reservation r_{};
-  std::span<std::byte> data_{};
-};
 
 /// A topic: the ring log, its producers and subscribers. Created by Hub::topic(); never moves.
 class Topic : public std::enable_shared_from_this<Topic> {
@@ -141,12 +90,13 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// (a bounded walk, long only if that thread is preempted). Throws MessageTooLarge, Closed.
   /// [any thread]
   [[nodiscard]] bool try_publish(std::span<const std::byte> data, unsigned tag = 0);
-  /// Appends many messages with one claim (one per ring-sized chunk); returns the seq of the last.
-  /// All get `tag`. An empty list throws Error. [any thread]
+  /// Appends many messages with one claim (one per chunk of half the ring); returns the seq of the
+  /// last. All get `tag`. An empty list throws Error. [any thread]
   std::uint64_t publish_batch(std::span<const std::span<const std::byte>> messages, unsigned tag = 0);
-  /// Claims room for a message of `size` bytes, to be written in place and committed. Until it is
-  /// committed or dropped, later publishers' messages cannot become visible: keep claims short.
-  /// Waits like publish(). [any thread]
+  /// Claims the next seq and room for a message of `size` bytes, to be written in place and
+  /// committed (claim.hpp). Other producers go on publishing meanwhile; readers see nothing past
+  /// this seq until it is committed, dropped, or expired (claim_timeout). Waits like publish().
+  /// [any thread]
   [[nodiscard]] Claim claim(std::size_t size);
 
   /// Subscribes from `start`, receiving the tags in `tag_mask` (bit t = tag t). Throws
@@ -154,13 +104,14 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// table is full. [any thread]
   [[nodiscard]] Subscriber subscribe(Start start = Start::oldest, std::uint64_t tag_mask = kAllTags);
 
-  /// The committed frontier: one past the last message readers can see. [any thread]
-  [[nodiscard]] std::uint64_t head() const noexcept {
-    // Acquire: pairs with SYNC(commit); a value the caller then reads up to is complete.
-    return ring_.state().head_seq.load(std::memory_order_acquire);
-  }
+  /// The committed frontier: one past the last message readers can see (the first seq that is
+  /// claimed but not committed, or not claimed yet). A snapshot. [any thread]
+  [[nodiscard]] std::uint64_t head() const noexcept;
   /// The oldest retained message (== head() when nothing is retained). [any thread]
-  [[nodiscard]] std::uint64_t oldest() const noexcept;
+  [[nodiscard]] std::uint64_t oldest() const noexcept {
+    // Acquire: pairs with SYNC(retire).
+    return ring_.state().retire_seq.load(std::memory_order_acquire);
+  }
   [[nodiscard]] TopicStats stats() const noexcept;
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] const TopicOptions& options() const noexcept { return options_; }
@@ -170,7 +121,7 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// retained. Idempotent. [any thread]
   void close() noexcept;
   [[nodiscard]] bool closed() const noexcept {
-    // Acquire: pairs with the release in close(); a caller that sees it sees the close complete.
+    // Acquire: pairs with the seq_cst exchange in close(); a caller that sees it sees the close.
     return ring_.state().closed.load(std::memory_order_acquire) != 0;
   }
 
@@ -184,63 +135,68 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// has landed, and no round still holds an eventfd number read from a slot), then serves what
   /// publishers left pending meanwhile.
   void quiesce_notifier() noexcept;
+  /// Internal: turns the uncommitted claim of `seq` into an aborted message (claim expiry), unless
+  /// it was committed first. True if it did. [any thread]
+  bool expire(std::uint64_t seq) noexcept;
 
  private:
   friend class Hub;
   friend class Claim;
   friend class Subscriber;
   friend class WakeGroup;
-  friend struct detail::SubscriberCore;
 
   Topic(std::string name, const TopicOptions& options,
         std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier);
-  /// SYNC(arm), publisher side: after a commit, is anyone armed? Then notify.
-  void after_commit(std::uint64_t tag_bits) noexcept;
-  void wake(std::uint64_t tag_bits) noexcept;
 
   enum class Wait : std::uint8_t { no, yes };
-  /// Claims ring bytes laid out by `layout(pos) -> {start, end}`; returns false only for Wait::no
-  /// without room.
+  /// Claims `count` seqs and the ring bytes laid out by `layout(pos) -> end`; false only for
+  /// Wait::no without room.
   template <class Layout>
-  bool reserve(Layout&& layout, Wait wait, detail::Reservation& out);
-  /// reserve() for one record of `bytes`.
-  bool reserve_one(std::uint64_t bytes, Wait wait, detail::Reservation& out) {
-    return reserve(
-        [this, bytes](std::uint64_t p) noexcept {
-          const std::uint64_t start = ring_.placement(p, bytes);
-          return std::pair<std::uint64_t, std::uint64_t>{start, start + bytes};
-        },
-        wait, out);
-  }
-  /// Header and payload of one record at `start`.
+  bool reserve(std::uint64_t count, Layout&& layout, Wait wait, detail::Reservation& out);
+  /// Moves the claim word from `w` to `next` (CAS, the owner's restartable store, or the sole
+  /// producer's store). False (and `w` reloaded) when someone else moved it first.
+  bool claim_word(std::uint64_t& w, std::uint64_t next);
+  /// After a claim won by CAS: one thread winning alone for long enough is given the bias.
+  void count_streak() noexcept;
+  void try_bias(std::uint64_t me) noexcept;
+  /// Takes the bias back from its owner: after it, the owner's restartable stores fail.
+  void revoke_bias() noexcept;
+  /// Slow path of reserve(): makes room up to (end_pos, end_seq) (retiring old records, detaching
+  /// stalled subscribers, expiring a claim that held the ring for claim_timeout), waiting if asked.
+  /// Returns false when there is no room and no wait.
+  bool make_room(std::uint64_t end_pos, std::uint64_t end_seq, Wait wait, detail::RoomWait& room);
+  /// What a retire pass found in its way.
+  enum class Retired : std::uint8_t { enough, gated, held };
+  /// Walks old records to free room up to (end_pos, end_seq). Caller holds `retiring`.
+  Retired retire(std::uint64_t end_pos, std::uint64_t end_seq, std::uint64_t& held_seq);
+  /// The slowest attached cursor (Overflow::block), detaching subscribers that have been stalled
+  /// for stall_timeout. Caller holds `retiring`.
+  std::uint64_t gate() noexcept;
+  /// Commits message `seq` (its record at `pos`, or none when `flags` has kEntryAborted): one
+  /// index entry. False when the claim expired first.
+  bool commit(std::uint64_t seq, std::uint64_t pos, std::uint64_t flags) noexcept;
+  /// SYNC(arm), publisher side: after a commit of `last` (and anything before it), is anyone armed?
+  /// Then notify, with the tags of everything the commit made visible.
+  void after_commit(std::uint64_t last, std::uint64_t tag_bits) noexcept;
+  void wake(std::uint64_t last, std::uint64_t tag_bits) noexcept;
+  /// Prefix and payload of one record at `start`.
   void write_record(std::uint64_t start, std::span<const std::byte> data, unsigned tag) noexcept;
   /// publish() and try_publish(): false only for Wait::no without room.
   bool publish_one(std::span<const std::byte> data, unsigned tag, Wait wait, std::uint64_t& seq);
   /// publish_batch() for messages that fit one claim.
   std::uint64_t publish_chunk(std::span<const std::span<const std::byte>> messages, unsigned tag);
-  /// Slow path of reserve(): makes room up to `end` (retiring old records, detaching stalled
-  /// subscribers), waiting if asked. Returns false when there is no room and no wait.
-  bool make_room(std::uint64_t end, Wait wait, std::chrono::steady_clock::time_point& deadline);
-  /// Walks old records to free room for a claim ending at `end`. Caller holds `retiring`.
-  bool retire(std::uint64_t end);
-  /// Waits for earlier claims to commit, then publishes records [r.start, r.end) as `count`
-  /// messages from the committer's seq; returns the first seq.
-  std::uint64_t commit(const detail::Reservation& r, std::uint64_t count) noexcept;
-  void write_padding(const detail::Reservation& r) noexcept;
+  /// Attaches slot `slot` at cursor `seq`, safely against a concurrent retire. Returns false if
+  /// `seq` was retired first (the caller picks another start).
+  bool attach(std::uint32_t slot, std::uint64_t seq) noexcept;
+  /// Whether an index entry still holds the mark of the previous lap's message, so that `seq`
+  /// may be committed (or expired) into it.
+  [[nodiscard]] bool stale_for(std::uint64_t word, std::uint64_t seq) const noexcept {
+    return (word & detail::kSeqMask) == ((seq - ring_.index_size()) & detail::kSeqMask);
+  }
   void check_open() const;
   void check_size(std::size_t size) const;
   static void check_tag(unsigned tag);
-  /// (seq, pos) of the head, consistent with each other.
-  void locate_head(std::uint64_t& seq, std::uint64_t& pos) const noexcept;
-  /// (seq, pos) of the oldest retained message, consistent with each other; reads no ring bytes.
-  void retire_point(std::uint64_t& seq, std::uint64_t& pos) const noexcept;
-  /// Position of message `seq`, walking from a retained boundary (from_seq, from_pos) that the
-  /// caller's attached slot protects; false if the walk was overtaken (overwrite mode).
-  [[nodiscard]] bool locate(std::uint64_t seq, std::uint64_t from_seq, std::uint64_t from_pos,
-                            std::uint64_t& pos) const noexcept;
-  /// Attaches slot `slot` at a cursor, safely against a concurrent retire. Returns false if the
-  /// records from `pos` on were retired first (the caller picks another start).
-  bool attach(std::uint32_t slot, std::uint64_t pos) noexcept;
+  [[noreturn]] void throw_full(std::uint64_t published) const;
 
   std::string name_;
   TopicOptions options_;
@@ -252,265 +208,157 @@ class Topic : public std::enable_shared_from_this<Topic> {
   bool single_producer_;
   bool overwrite_;
   std::shared_ptr<detail::Notifier> notifier_;
-  bool asymmetric_ = false;  // publishers may use the light barrier (the notifier's is heavy)
+  bool asymmetric_ = false;   // publishers may use the light barrier (the notifier's is heavy)
+  bool restartable_ = false;  // producers may write contested words in restartable sequences
   boost::lockfree::queue<std::uint32_t> armed_set_;
-
-  std::atomic<std::uint32_t> slot_hint_{0};     // where subscribe() starts looking for a free slot
-#ifndef NDEBUG
-  std::atomic<std::int64_t> live_handles_{0};  // Claims not yet committed (lifetime check)
-  std::atomic<bool> sp_busy_{false};            // single_producer promise check
-#endif
-};
-
-/// A cursor on a topic. Move-only; unsubscribes on destruction. [owner] for every method.
-class Subscriber {
- public:
-  Subscriber() = default;
-  Subscriber(Subscriber&&) noexcept = default;
-  Subscriber& operator=(Subscriber&& other) noexcept;
-  Subscriber(const Subscriber&) = delete;
-  Subscriber& operator=(const Subscriber&) = delete;
-  ~Subscriber() { unsubscribe(); }
-
-  /// Up to `max_messages` messages (matching the tag mask) from the cursor, in place; never waits;
-  /// may be empty. Releases the outstanding batch first. The cursor advances when the batch is
-  /// released.
-  [[nodiscard]] Batch poll(std::size_t max_messages = 1024);
-  /// Next seq this subscriber will read.
-  [[nodiscard]] std::uint64_t cursor() const noexcept { return core_->cursor_seq; }
-  /// Messages published but not yet read (all tags). A hint: the head moves on concurrently.
-  [[nodiscard]] std::uint64_t lag() const noexcept;
-  [[nodiscard]] std::uint64_t tag_mask() const noexcept { return core_->tag_mask; }
-  [[nodiscard]] Topic& topic() const noexcept { return *core_->topic; }
-  [[nodiscard]] bool valid() const noexcept { return core_ != nullptr; }
-  explicit operator bool() const noexcept { return valid(); }
-  /// Leaves the topic (the destructor does it too). Idempotent.
-  void unsubscribe() noexcept;
-
-  // ---- wake-ups (docs/DESIGN.md, "Wake-ups") ----
-  /// The subscriber's eventfd (non-blocking, close-on-exec), for epoll, io_uring or asyncio. It
-  /// becomes readable once after arm() returned true and a matching message was published. Treat
-  /// readiness as a hint: drain happens in the next poll()/arm(); the cursor is the truth.
-  /// For a member of a WakeGroup, the group's eventfd. Throws Error when out of file descriptors.
-  [[nodiscard]] int fd();
-  /// "Wake me": returns false if unread matching messages exist already (poll instead); true if
-  /// the next matching publish will write fd() once. Releases the outstanding batch, drains fd().
-  /// Messages the tag mask skips are consumed (the cursor moves past them).
-  bool arm();
-  /// Arms, re-checks and blocks until pushed (true) or the timeout passes (false; negative: no
-  /// timeout). True at once when matching messages are waiting. After the topic is closed: true
-  /// while unread messages remain, then throws Closed. Honours WaitOptions (spin, min_interval).
-  bool wait(std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1));
-  /// arm() for many subscribers served by the calling thread (each [owner]), behind one heavy
-  /// barrier instead of one each: the way for an event loop with one eventfd per subscriber to
-  /// park. Clears `ready`, then lists the indices of the subscribers that have unread matching
-  /// messages (poll them; they are not armed); returns true when every subscriber is armed.
-  static bool arm_all(std::span<Subscriber* const> subscribers, std::vector<std::size_t>& ready);
-  /// poll(); if empty, wait(timeout) and poll again.
-  [[nodiscard]] Batch poll_wait(std::size_t max_messages, std::chrono::nanoseconds timeout);
-  void set_wait_options(const WaitOptions& options) noexcept { core_->wait_options = options; }
-  [[nodiscard]] const WaitOptions& wait_options() const noexcept { return core_->wait_options; }
-
- private:
-  friend class Topic;
-  friend class WakeGroup;
-  /// Unread messages that match the tag mask? Consumes the ones it does not match.
-  bool has_matching();
-  /// Ends an arming that found messages (or timed out); drains if the notifier already won.
-  void disarm() noexcept;
-  /// Clears a notified state: drains the subscriber's own eventfd (no syscall if never written).
-  void take_notification() noexcept;
-  explicit Subscriber(std::unique_ptr<detail::SubscriberCore> core) noexcept : core_(std::move(core)) {}
-  /// Detached or lapped: moves the cursor to the oldest retained message; returns the gap.
-  std::uint64_t resync();
-  std::unique_ptr<detail::SubscriberCore> core_;
-};
-
-/// Subscribers served by one thread share one eventfd: the notifier writes each distinct eventfd once
-/// per round, so waking 1,000 parked subscribers hosted on 2 threads costs 2 writes. The group
-/// tells its thread which members have news. Not thread-safe: one serving thread ([owner]).
-///
-///   pushpoll::WakeGroup group(hub);
-///   for (auto& s : subs) group.add(s);           // ids 0, 1, 2, ...
-///   for (;;) for (std::uint32_t id : group.wait(1s)) for (auto& m : subs[id].poll()) use(m);
-class WakeGroup {
- public:
-  explicit WakeGroup(Hub& hub);
-  WakeGroup(const WakeGroup&) = delete;
-  WakeGroup& operator=(const WakeGroup&) = delete;
-  /// Members still in the group leave it (they get their own eventfd back on next use).
-  ~WakeGroup();
-
-  /// Adds a subscriber; returns its id in the group (0, 1, 2, ...). From now on it is armed and
-  /// woken through the group (its own wait() throws; its fd() is the group's).
-  std::uint32_t add(Subscriber& subscriber);
-  /// Takes a subscriber out of the group.
-  void remove(Subscriber& subscriber) noexcept;
-  [[nodiscard]] std::size_t size() const noexcept { return members_.size() - free_.size(); }
-  /// The group's eventfd, for an external event loop (then call ready() after readiness).
-  [[nodiscard]] int fd() const noexcept { return fd_; }
-  /// Arms every member. Returns at once the ids of members with unread messages if there are any;
-  /// otherwise blocks until pushed (returns the ids of the members pushed) or the timeout passes
-  /// (returns an empty list). Negative timeout: no timeout. A zero timeout arms every member and
-  /// returns at once: the way to arm a group for an external event loop watching fd().
-  [[nodiscard]] std::span<const std::uint32_t> wait(std::chrono::nanoseconds timeout);
-  /// After fd() became readable in an external loop: drains it and returns the ids pushed.
-  [[nodiscard]] std::span<const std::uint32_t> ready();
-
- private:
-  friend class Subscriber;
-  std::shared_ptr<detail::Notifier> notifier_;
-  int fd_ = -1;
-  std::vector<detail::SubscriberCore*> members_;  // by id; nullptr for a free id
-  std::vector<std::uint32_t> free_;
-  std::vector<std::uint32_t> ready_;
+  std::atomic<std::uint32_t> slot_hint_{0};  // where subscribe() starts looking for a free slot
 };
 
 // ---------------------------------------------------------------------------------------------
-// Hot paths, inline.
-
-#if defined(PUSHPOLL_TSAN)
-inline constexpr std::memory_order kHeadStoreOrder = std::memory_order_seq_cst;
-#else
-inline constexpr std::memory_order kHeadStoreOrder = std::memory_order_release;
-#endif
-
-inline void Topic::after_commit(std::uint64_t tag_bits) noexcept {
-  auto& s = ring_.state();
-#if defined(PUSHPOLL_TSAN)
-  // ThreadSanitizer models neither fences nor membarrier: use the symmetric form, a seq_cst load
-  // after the seq_cst store of head_seq in commit().
-  if (s.armed.load(std::memory_order_seq_cst) != 0) wake(tag_bits);
-#else
-  // SYNC(arm), publisher side (Dekker): our store of head_seq, then our load of `armed`; the
-  // subscriber stores `armed`, then loads head_seq. Each side needs a StoreLoad barrier. With the
-  // asymmetric protocol the subscriber runs membarrier() (a full barrier on every running thread
-  // of the process) and we need only keep the compiler from reordering; otherwise a full fence.
-  if (asymmetric_) {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-  } else {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-  }
-  // Relaxed: ordered by the barrier above (see docs/DESIGN.md, "The arming handshake").
-  if (s.armed.load(std::memory_order_relaxed) != 0) wake(tag_bits);
-#endif
-}
+// The publish path, inline.
 
 inline void Topic::check_tag(unsigned tag) {
   if (tag > kMaxTag) throw Error("pushpoll: tag " + std::to_string(tag) + " is out of range 0..63");
 }
 
 template <class Layout>
-inline bool Topic::reserve(Layout&& layout, Wait wait, detail::Reservation& out) {
+inline bool Topic::reserve(std::uint64_t count, Layout&& layout, Wait wait, detail::Reservation& out) {
   auto& s = ring_.state();
   const std::uint64_t cap = ring_.capacity();
-  std::chrono::steady_clock::time_point deadline{};
-  std::uint64_t p = s.claim_pos.load(std::memory_order_relaxed);  // only a guess: the CAS decides
+  const std::uint64_t entries = ring_.index_size();
+  detail::RoomWait room;
+  // Relaxed: only a guess, the claim decides; the retire point below is acquired after it.
+  std::uint64_t w = s.claim.load(std::memory_order_relaxed);
   for (;;) {
-    const auto [start, end] = layout(p);
-    // Acquire: pairs with SYNC(retire); the old records below retire_pos are no longer needed and
-    // the retirer's reads of them happen-before our writes.
-    if (end > s.retire_pos.load(std::memory_order_acquire) + cap) {
-      if (!make_room(end, wait, deadline)) return false;
-      p = s.claim_pos.load(std::memory_order_relaxed);
+    // Acquire both: pairs with SYNC(retire); the retirer read the old records and entries before
+    // it moved the retire point, so those reads happen-before our writes over them. Loaded after
+    // the claim word, so that when our claim succeeds they are at most a ring behind it and unpack
+    // it exactly (detail::claim_seq()).
+    const std::uint64_t q = s.retire_seq.load(std::memory_order_acquire);
+    const std::uint64_t r = s.retire_pos.load(std::memory_order_acquire);
+    const std::uint64_t seq = detail::claim_seq(w, q);
+    const std::uint64_t pos = detail::claim_pos(w, r);
+    const std::uint64_t end = layout(pos);
+    if (end > r + cap || seq + count > q + entries) [[unlikely]] {
+      if (!make_room(end, seq + count, wait, room)) return false;
+      w = s.claim.load(std::memory_order_relaxed);
       continue;
     }
-    if (single_producer_) {
-#ifndef NDEBUG
-      // The single-producer promise: no other publish is between its claim and its commit.
-      // Relaxed: a debug check; concurrent publishers race on it and one of them trips it.
-      assert(sp_busy_.exchange(true, std::memory_order_relaxed) == false &&
-             "single_producer topic published from two threads at once");
-#endif
-      // Relaxed: only this thread writes claim_pos (the single-producer promise).
-      s.claim_pos.store(end, std::memory_order_relaxed);
-    } else if (!s.claim_pos.compare_exchange_weak(p, end, std::memory_order_relaxed,
-                                                  std::memory_order_relaxed)) {
-      // Relaxed CAS: it only hands out exclusive byte ranges; nothing is published through it.
-      continue;
-    }
-    out = detail::Reservation{p, start, end};
+    if (!claim_word(w, detail::pack_claim(seq + count, end))) continue;
+    out = detail::Reservation{seq, pos, end};
     // Release fence before the record bytes are written: a reader that sees any of them and then
-    // runs an acquire fence also sees the retire_pos we acquired above (read-validate of overwrite).
+    // runs an acquire fence also sees the retire point we acquired above (read-validate of
+    // overwrite mode).
     std::atomic_thread_fence(std::memory_order_release);
     return true;
   }
 }
 
-inline void Topic::write_padding(const detail::Reservation& r) noexcept {
-  if (r.start != r.pos && ring_.lap_room(r.pos) >= sizeof(detail::RecordHeader)) {
-    auto& pad = ring_.header_mut(r.pos);
-    pad.size = static_cast<std::uint32_t>(ring_.lap_room(r.pos) - sizeof(detail::RecordHeader));
-    pad.tag = 0;
-    pad.flags = detail::kPadding;
-    pad.reserved = 0;
-  }
-}
-
-inline std::uint64_t Topic::commit(const detail::Reservation& r, std::uint64_t count) noexcept {
+inline bool Topic::claim_word(std::uint64_t& w, std::uint64_t next) {
   auto& s = ring_.state();
-  if (!single_producer_) {
-    // Acquire: pairs with the release store of head_pos by the previous committer; its head_seq
-    // (stored before) is then visible. Earlier claims commit first, so sequence order = byte order.
-    unsigned spins = 0;
-    while (s.head_pos.load(std::memory_order_acquire) != r.pos) {
-      if (++spins < 256) {
-        detail::cpu_relax();
-      } else {
-        std::this_thread::yield();
+  if (single_producer_) {
+    // Relaxed: only this thread writes the claim word (the single-producer promise).
+    s.claim.store(next, std::memory_order_relaxed);
+    return true;
+  }
+  if (w & detail::kClaimBiased) {
+    // The topic is biased: its owner claims with a restartable sequence that checks, at the moment
+    // of the store, that it still owns the bias and nobody moved the word; anyone else revokes.
+    // Relaxed: the sequence re-checks it; a stale value only sends us down the revoking path.
+    const std::uint64_t me = detail::thread_token();
+    if (s.owner.load(std::memory_order_relaxed) == me) {
+      next |= detail::kClaimBiased;
+      if (detail::rseq_store2_if(s.owner, me, s.claim, w, s.claim, next, s.claim, next) ==
+          detail::Write::done) {
+        return true;
       }
     }
+    revoke_bias();
+    w = s.claim.load(std::memory_order_relaxed);
+    return false;
   }
-  // Relaxed: head_seq is written only by the committer whose turn it is, i.e. by this thread now.
-  const std::uint64_t seq = s.head_seq.load(std::memory_order_relaxed);
-  if (count == 1) {
-    ring_.header_mut(r.start).seq = seq;
-    // Release: read by locate_head()/poll(), which acquire it and re-check head_seq.
-    s.recent[(seq + 1) % detail::kRecentPositions].store(r.end, std::memory_order_release);
-  } else {
-    std::uint64_t pos = r.pos, stride = 0;
-    for (std::uint64_t i = 0; i < count; ++i) {
-      std::uint64_t start;
-      pos = ring_.next_message(pos, start, stride);
-      ring_.header_mut(start).seq = seq + i;
-      // Release: as above.
-      s.recent[(seq + i + 1) % detail::kRecentPositions].store(pos, std::memory_order_release);
-      // The head moves one message at a time, as for single publishes: a reader validates a
-      // recent[] entry by re-reading head_seq, which must not lag the entries written.
-      if (i + 1 < count) s.head_seq.store(seq + i + 1, kHeadStoreOrder);
+  // Relaxed CAS: it only hands out exclusive (seq, byte) ranges; nothing is published through it.
+  if (!s.claim.compare_exchange_weak(w, next, std::memory_order_relaxed, std::memory_order_relaxed)) {
+    return false;
+  }
+  if (restartable_) count_streak();
+  return true;
+}
+
+inline bool Topic::commit(std::uint64_t seq, std::uint64_t pos, std::uint64_t flags) noexcept {
+  detail::IndexEntry& e = ring_.entry(seq);
+  // Relaxed: the previous lap's mark, which the retirer acquired before it let us claim this seq
+  // (SYNC(retire)); anything else means our claim expired.
+  std::uint64_t stale = e.word.load(std::memory_order_relaxed);
+  if (!stale_for(stale, seq)) [[unlikely]] return false;
+  const std::uint64_t word = (seq & detail::kSeqMask) | flags;
+  if (restartable_) {
+    // SYNC(commit): pos, then the mark, in a sequence that stores only if no expirer is at work
+    // and the entry still holds the previous lap's mark. An expirer raises `expiring` and restarts
+    // every sequence in flight before it takes the entry.
+    if (detail::rseq_store2_if(ring_.state().expiring, 0, e.word, stale, e.pos, pos, e.word, word) ==
+        detail::Write::done) {
+      return true;
     }
   }
-  // SYNC(commit): header and payload above become visible no later than the new head.
-  // (seq_cst under ThreadSanitizer: the symmetric form of SYNC(arm), see after_commit().)
-  s.head_seq.store(seq + count, kHeadStoreOrder);
-  // Release: the next committer acquires it (its turn), and sees head_seq above.
-  s.head_pos.store(r.end, std::memory_order_release);
-#ifndef NDEBUG
-  if (single_producer_) sp_busy_.store(false, std::memory_order_relaxed);
+  // SYNC(commit), the compare-and-swap way: both words at once, only over the previous lap's mark.
+  std::uint64_t p = e.pos.load(std::memory_order_relaxed);
+  while (!detail::cas_entry(e, stale, p, word, pos)) {
+    if (!stale_for(stale, seq)) return false;
+  }
+  return true;
+}
+
+inline void Topic::after_commit(std::uint64_t last, std::uint64_t tag_bits) noexcept {
+  auto& s = ring_.state();
+#if defined(PUSHPOLL_TSAN)
+  // ThreadSanitizer models neither fences nor membarrier: the symmetric form, a seq_cst load after
+  // the seq_cst commit (the compare-and-swap: the TSan build has no restartable sequences).
+  if (s.armed.load(std::memory_order_seq_cst) != 0) wake(last, tag_bits);
+#else
+  // SYNC(arm), publisher side (Dekker): our store of the commit mark, then our load of `armed`;
+  // the subscriber stores `armed`, then loads the mark at its cursor. Each side needs a StoreLoad
+  // barrier. With the asymmetric protocol the subscriber runs membarrier() (a full barrier on
+  // every running thread of the process) and we need only keep the compiler from reordering;
+  // otherwise a full fence.
+  if (asymmetric_) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  // Relaxed: ordered by the barrier above (see docs/DESIGN.md, "The arming handshake").
+  if (s.armed.load(std::memory_order_relaxed) != 0) wake(last, tag_bits);
 #endif
-  return seq;
 }
 
 inline void Topic::write_record(std::uint64_t start, std::span<const std::byte> data, unsigned tag) noexcept {
-  auto& h = ring_.header_mut(start);
-  h.size = static_cast<std::uint32_t>(data.size());
-  h.tag = static_cast<std::uint8_t>(tag);
-  h.flags = 0;
-  h.reserved = 0;
-  if (!data.empty()) std::memcpy(ring_.at(start) + sizeof(detail::RecordHeader), data.data(), data.size());
+  const detail::RecordPrefix prefix{static_cast<std::uint32_t>(data.size()), static_cast<std::uint8_t>(tag), {}};
+  std::byte* at = ring_.at(start);
+  std::memcpy(at, &prefix, sizeof prefix);
+  if (!data.empty()) std::memcpy(at + sizeof prefix, data.data(), data.size());
 }
 
 inline bool Topic::publish_one(std::span<const std::byte> data, unsigned tag, Wait wait, std::uint64_t& seq) {
   if (data.size() > max_message_) check_size(data.size());
   if (tag > kMaxTag) check_tag(tag);
   if (closed()) check_open();
-  detail::Reservation r;
-  if (!reserve_one(detail::record_bytes(data.size()), wait, r)) return false;
-  write_padding(r);
-  write_record(r.start, data, tag);
-  seq = commit(r, 1);
-  after_commit(std::uint64_t{1} << tag);
-  return true;
+  const std::uint64_t bytes = detail::record_bytes(data.size());
+  for (;;) {
+    detail::Reservation r;
+    if (!reserve(1, [this, bytes](std::uint64_t p) noexcept { return ring_.placement(p, bytes) + bytes; },
+                 wait, r)) {
+      return false;
+    }
+    const std::uint64_t start = ring_.placement(r.pos, bytes);
+    write_record(start, data, tag);
+    if (commit(r.seq, start, 0)) [[likely]] {
+      after_commit(r.seq, std::uint64_t{1} << tag);
+      seq = r.seq;
+      return true;
+    }
+    // Preempted for claim_timeout between claim and commit: the seq went out as an aborted
+    // message. The data is still ours: publish it again.
+  }
 }
 
 inline std::uint64_t Topic::publish(std::span<const std::byte> data, unsigned tag) {
@@ -524,127 +372,9 @@ inline bool Topic::try_publish(std::span<const std::byte> data, unsigned tag) {
   return publish_one(data, tag, Wait::no, seq);
 }
 
-inline bool detail::SubscriberCore::release_outstanding() noexcept {
-  if (!outstanding) return true;
-  outstanding = false;
-  // If any byte read from the batch was written by a later lap, that writer's claim came after
-  // retire_pos passed the batch, and overtaken() sees it.
-  const bool intact = !ring.overtaken(out_begin_pos);
-  cursor_seq = out_end_seq;
-  cursor_pos = out_end_pos;
-  // Release: our reads of the batch happen-before the retirer's acquire of the cursor, and so
-  // before any writer reuses these bytes (Overflow::block).
-  ring.slot(slot).cursor_pos.store(out_end_pos, std::memory_order_release);
-  released_generation = generation;
-  released_intact = intact;
-  return intact;
-}
-
-inline bool Batch::release() noexcept {
-  if (released_) return intact_;
-  released_ = true;
-  if (owner_ == nullptr) return intact_;
-#ifndef NDEBUG
-  --owner_->live_batches;
-#endif
-  if (owner_->outstanding && owner_->generation == generation_) {
-    intact_ = owner_->release_outstanding();
-  } else if (owner_->released_generation == generation_) {
-    intact_ = owner_->released_intact;  // the subscriber released it when it polled again
-  } else {
-    intact_ = false;  // released two polls ago: its result is unknown, so it is not trusted
-  }
-  owner_ = nullptr;
-  return intact_;
-}
-
-inline Batch& Batch::operator=(Batch&& other) noexcept {
-  if (this != &other) {
-    release();
-    owner_ = other.owner_;
-    generation_ = other.generation_;
-    ring_ = other.ring_;
-    begin_pos_ = other.begin_pos_;
-    end_pos_ = other.end_pos_;
-    begin_seq_ = other.begin_seq_;
-    records_ = other.records_;
-    matched_ = other.matched_;
-    gap_ = other.gap_;
-    tag_mask_ = other.tag_mask_;
-    released_ = other.released_;
-    intact_ = other.intact_;
-    other.owner_ = nullptr;
-    other.released_ = true;
-  }
-  return *this;
-}
-
-inline Batch Subscriber::poll(std::size_t max_messages) {
-  auto& c = *core_;
-  c.release_outstanding();
-  // Relaxed: our own slot; a notification seen late is drained by the next poll or arm.
-  if (c.ring.slot(c.slot).wake.load(std::memory_order_relaxed) == detail::kWakeNotified) take_notification();
-  auto& s = c.ring.state();
-  Batch b;
-  b.ring_ = c.ring;
-  b.tag_mask_ = c.tag_mask;
-  for (;;) {
-    if (c.gapped()) b.gap_ += resync();
-    // SYNC(commit): acquire; every record below head is complete.
-    const std::uint64_t head = s.head_seq.load(std::memory_order_acquire);
-    const std::uint64_t available = head - c.cursor_seq;
-    std::uint64_t pos = c.cursor_pos, records = 0, matched = 0;
-    if (c.tag_mask == kAllTags) {
-      if (available <= max_messages && available != 0) {
-        // The whole backlog: its end is the head's position, from the table of recent positions;
-        // valid unless the head moved on by a whole table meanwhile (then walk instead).
-        if (c.ring.recent_position(head, pos)) records = available;
-      }
-      const std::uint64_t n = available < max_messages ? available : max_messages;
-      std::uint64_t stride = 0;
-      for (; records < n; ++records) {
-        std::uint64_t start;
-        pos = c.ring.next_message(pos, start, stride);
-      }
-      matched = records;
-    } else {
-      std::uint64_t stride = 0;
-      while (records < available && matched < max_messages) {
-        std::uint64_t start;
-        const std::uint64_t next = c.ring.next_message(pos, start, stride);
-        if (detail::accepts(c.tag_mask, c.ring.header(start).tag)) ++matched;  // validated below
-        ++records;
-        pos = next;
-      }
-    }
-    // Validate the walk: if the writers retired past our cursor meanwhile, the headers we walked
-    // may be from a later lap.
-    if (c.ring.overtaken(c.cursor_pos)) continue;
-    b.begin_pos_ = c.cursor_pos;
-    b.begin_seq_ = c.cursor_seq;
-    b.end_pos_ = pos;
-    b.records_ = records;
-    b.matched_ = matched;
-    break;
-  }
-  if (b.records_ != 0) {
-    c.outstanding = true;
-    ++c.generation;
-    c.out_begin_pos = b.begin_pos_;
-    c.out_end_pos = b.end_pos_;
-    c.out_end_seq = b.begin_seq_ + b.records_;
-    b.owner_ = &c;
-    b.generation_ = c.generation;
-    b.released_ = false;
-#ifndef NDEBUG
-    ++c.live_batches;
-#endif
-  }
-  return b;
-}
-
 inline std::uint64_t Subscriber::lag() const noexcept {
-  return core_->topic->head() - core_->cursor_seq;
+  const std::uint64_t head = core_->topic->head();
+  return head > core_->cursor ? head - core_->cursor : 0;
 }
 
 }  // namespace pushpoll

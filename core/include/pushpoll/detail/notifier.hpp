@@ -38,6 +38,12 @@ class Notifier {
   virtual void heavy_barrier() noexcept = 0;
   /// True when publishers may use the light (compiler-only) barrier.
   [[nodiscard]] virtual bool asymmetric() const noexcept = 0;
+  /// True when producers may write contested words inside restartable sequences: the process
+  /// registers rseq and restart_sequences() works (detail/commit.hpp).
+  [[nodiscard]] virtual bool restartable() const noexcept = 0;
+  /// Restarts every restartable sequence in flight in the process
+  /// (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ)). Only called when restartable().
+  virtual void restart_sequences() noexcept = 0;
 
   [[nodiscard]] virtual Backend backend() const noexcept = 0;
   [[nodiscard]] virtual WakeStats stats() const noexcept = 0;

@@ -1,15 +1,24 @@
-// pushpoll/detail/ring.hpp — the shared region of one topic: layout, record framing, positions.
+// pushpoll/detail/ring.hpp — the shared region of one topic: layout, the commit index, record framing.
 //
 // Not part of the public API. docs/DESIGN.md explains the protocol; this file states the layout and
 // the memory order of each shared word next to it.
 //
 // Region (one contiguous block, addressed by offsets from its start, never by pointers):
 //
-//   [RingState: 14 cache lines][SubscriberSlot x max_subscribers][record bytes x capacity]
+//   [RingState][SubscriberSlot x max_subscribers][IndexEntry x index_size][record bytes x capacity]
 //
-// Positions are monotonic 64-bit byte counts; the index of a position is `position & mask`. At
-// 10 GB/s a position wraps after 58 years; sequence numbers (one per message) after 585 years at
-// 10^9 messages per second, so neither is ever expected to wrap.
+// Message `seq` lives in two places: its index entry `index[seq % index_size]`, 16 bytes that say
+// whether it is committed and where its record starts, and its record in the byte ring,
+// `{u32 size, u8 tag, 3 reserved bytes}` followed by the payload, 8-byte aligned and never straddling
+// the end of the ring (a record that would is placed at the start of the next lap; the bytes
+// skipped carry nothing). Payload bytes can hold anything, so the commit mark lives in the index,
+// which only ever holds index entries: an entry left from an earlier lap holds an older seq, and
+// stale bytes cannot forge a commit.
+//
+// Positions are monotonic 64-bit byte counts (the index of a position is `position & mask`);
+// sequence numbers are monotonic message counts. At 10 GB/s a position wraps after 58 years; a
+// sequence number (62 bits in the index) after 146 years at 10^9 messages per second, so neither is
+// ever expected to wrap.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -21,56 +30,94 @@ namespace pushpoll::detail {
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::uint64_t kRecordAlign = 8;
 
-/// Frame of one record. Records are 8-byte aligned and never straddle the end of the ring: a record
-/// that would is preceded by a padding record (or, when fewer than sizeof(RecordHeader) bytes are
-/// left, by an implicit gap that both sides compute), so every payload is contiguous.
-struct RecordHeader {
-  std::uint32_t size;   // payload bytes (the claimed size, also for an aborted record)
-  std::uint8_t tag;     // 0..63
-  std::uint8_t flags;   // kPadding | kAborted
-  std::uint16_t reserved;
-  std::uint64_t seq;    // written by the committer at its turn, before the head moves past it
+/// The framing in front of each payload in the byte ring. Written by the claimer before its commit.
+struct RecordPrefix {
+  std::uint32_t size;  // payload bytes
+  std::uint8_t tag;    // 0..63
+  std::uint8_t reserved[3];
 };
-static_assert(sizeof(RecordHeader) == 16, "headers are two 8-byte words");
-static_assert(sizeof(RecordHeader) % kRecordAlign == 0, "payloads stay 8-byte aligned");
+static_assert(sizeof(RecordPrefix) == kRecordAlign, "payloads stay 8-byte aligned");
 
-inline constexpr std::uint8_t kPadding = 1;  // filler up to the end of the ring; carries no message
-inline constexpr std::uint8_t kAborted = 2;  // a claim dropped without commit(): an empty message
-
+/// Ring bytes a record of `payload` bytes takes (prefix included, rounded to 8 bytes).
 [[nodiscard]] constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept {
-  return (sizeof(RecordHeader) + payload + kRecordAlign - 1) & ~(kRecordAlign - 1);
+  return (sizeof(RecordPrefix) + payload + kRecordAlign - 1) & ~(kRecordAlign - 1);
 }
 
-/// The boundary after a record of `bytes` bytes at boundary `pos`, computed from `stride`, the
-/// size of the record before it, and corrected (stride updated) when the two differ.
+// ---- the commit index ------------------------------------------------------------------------
+
+/// One message's commit state. `word` is the commit mark: the seq of the message the entry last
+/// described, with two flags; `pos` is where that message's record starts (when it has one).
 ///
-/// Walking records is pointer chasing: the next header's address is the sum of what the current
-/// header says. Computed from the header, each step waits a full load latency (about 7 cycles, the
-/// whole cost of a walk). Computed from the guess, the next load issues at once and a predicted
-/// branch checks the guess, so consecutive headers load in parallel; a stream of equal-sized
-/// messages walks about twice as fast. The empty asm hides the guess from the optimiser, which
-/// could otherwise see that both paths give pos + bytes and bring the dependency back.
-[[nodiscard]] inline std::uint64_t step(std::uint64_t pos, std::uint64_t bytes, std::uint64_t& stride) noexcept {
-  std::uint64_t guess = stride;
-  asm("" : "+r"(guess));
-  std::uint64_t next = pos + guess;
-  if (bytes != guess) [[unlikely]] {
-    stride = bytes;
-    next = pos + bytes;
-  }
-  return next;
+/// Writers: the claimer of `seq` (commit) or whoever expires its claim; exactly one of them moves
+/// the entry from the previous lap's message (seq - index_size) to `seq`, by a compare-and-swap of
+/// both words, or inside a restartable sequence that the expirer aborts first (detail/commit.hpp).
+/// Readers acquire `word`, then read `pos` and the record.
+struct alignas(16) IndexEntry {
+  // SYNC(commit): stored last, with release, after `pos`, the record prefix and the payload.
+  std::atomic<std::uint64_t> word;
+  std::atomic<std::uint64_t> pos;
+};
+static_assert(sizeof(IndexEntry) == 16);
+
+inline constexpr std::uint64_t kSeqMask = (std::uint64_t{1} << 62) - 1;
+/// The message carries no data: a claim dropped without commit(), or expired (Message::aborted).
+inline constexpr std::uint64_t kEntryAborted = std::uint64_t{1} << 62;
+/// `pos` is not recorded: the claim expired before its claimer said where it was.
+inline constexpr std::uint64_t kEntryNoPos = std::uint64_t{1} << 63;
+
+/// Whether an index entry's mark says `seq` is done (committed, aborted or expired).
+[[nodiscard]] constexpr bool entry_done(std::uint64_t word, std::uint64_t seq) noexcept {
+  return (word & kSeqMask) == (seq & kSeqMask);
 }
 
-/// Whether a subscriber's tag mask takes a record's tag. `& 63`: in overwrite mode a header may be
+// ---- the claim word --------------------------------------------------------------------------
+
+/// Producers claim a seq and its bytes together with one 64-bit compare-and-swap (or, for a sole
+/// producer, one store) of a packed word: the next position in 8-byte units (34 bits), the low 29
+/// bits of the next seq, and the bias flag (the word may be written with a plain store by the
+/// topic's `owner`; everybody else revokes the bias before claiming: detail/commit.hpp). Seq and
+/// position are unpacked against full values known to be at most that far behind: the retired seq
+/// (claims stay within index_size of it) and the retired position (claims stay within capacity of
+/// it). Hence the limits: index_size <= 2^27, capacity <= 2^35.
+inline constexpr unsigned kClaimPosBits = 34;
+inline constexpr unsigned kClaimSeqBits = 29;
+inline constexpr std::uint64_t kClaimPosMask = (std::uint64_t{1} << kClaimPosBits) - 1;
+inline constexpr std::uint64_t kClaimSeqMask = (std::uint64_t{1} << kClaimSeqBits) - 1;
+inline constexpr std::uint64_t kClaimBiased = std::uint64_t{1} << 63;
+/// RingState::owner while a bias is being revoked (thread tokens are addresses, never 1).
+inline constexpr std::uint64_t kRevoking = 1;
+inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 35;  // 32 GiB
+inline constexpr std::uint64_t kMaxIndexSize = std::uint64_t{1} << 27;
+
+[[nodiscard]] constexpr std::uint64_t pack_claim(std::uint64_t seq, std::uint64_t pos) noexcept {
+  return ((seq & kClaimSeqMask) << kClaimPosBits) | ((pos / kRecordAlign) & kClaimPosMask);
+}
+/// The full seq of a claim word, given a seq at most 2^29 - 1 before it.
+[[nodiscard]] constexpr std::uint64_t claim_seq(std::uint64_t word, std::uint64_t floor_seq) noexcept {
+  return floor_seq + (((word >> kClaimPosBits) - floor_seq) & kClaimSeqMask);
+}
+/// The full position of a claim word, given a position at most 2^37 - 8 bytes before it.
+[[nodiscard]] constexpr std::uint64_t claim_pos(std::uint64_t word, std::uint64_t floor_pos) noexcept {
+  constexpr std::uint64_t span = (kClaimPosMask + 1) * kRecordAlign;
+  return floor_pos + (((word & kClaimPosMask) * kRecordAlign - floor_pos) & (span - 1));
+}
+static_assert(kClaimPosBits + kClaimSeqBits + 1 == 64);
+static_assert(kMaxCapacity < (kClaimPosMask + 1) * kRecordAlign, "positions unpack within a capacity");
+static_assert(kMaxIndexSize < kClaimSeqMask, "seqs unpack within an index");
+
+/// Whether a subscriber's tag mask takes a record's tag. `& 63`: in overwrite mode a prefix may be
 /// torn under a reader, and a shift by 64 or more would be undefined.
 [[nodiscard]] constexpr bool accepts(std::uint64_t tag_mask, std::uint8_t tag) noexcept {
   return ((tag_mask >> (tag & 63u)) & 1u) != 0;
 }
 
+// ---- subscribers -----------------------------------------------------------------------------
+
 /// Subscriber slot states.
 inline constexpr std::uint32_t kSlotFree = 0;
 inline constexpr std::uint32_t kSlotAttached = 1;  // gates the writers (Overflow::block)
 inline constexpr std::uint32_t kSlotDetached = 2;  // stalled too long; no longer gates
+inline constexpr std::uint32_t kSlotReserved = 3;  // being set up by subscribe(); does not gate yet
 
 /// Wake states of a subscriber (the edge-triggered handshake; docs/DESIGN.md, "Wake-ups").
 inline constexpr std::uint32_t kWakeIdle = 0;      // not waiting for a push
@@ -82,7 +129,7 @@ struct alignas(kCacheLine) SubscriberSlot {
   // Writer: the owning subscriber (release, after it has finished reading a batch). Reader: the
   // retirer scanning for the gate (acquire): reads of the batch happen-before the bytes are reused.
   // SYNC(attach): on (re)attach the owner stores it seq_cst before loading the retire state.
-  std::atomic<std::uint64_t> cursor_pos{0};
+  std::atomic<std::uint64_t> cursor_seq{0};
   // Writers: the subscriber (free <-> attached, detached -> attached) and the retirer
   // (attached -> detached, CAS). Reader: the retirer's scan.
   std::atomic<std::uint32_t> state{kSlotFree};
@@ -98,77 +145,86 @@ struct alignas(kCacheLine) SubscriberSlot {
   std::atomic<std::int32_t> fd{-1};         // its eventfd, or its wake group's; -1: none yet
   std::atomic<std::uint64_t> tag_mask{~std::uint64_t{0}};
   // When the slot last attached (steady_clock ticks). Writer: the subscriber, relaxed, before its
-  // seq_cst store of cursor_pos in attach(); reader: the retirer, after loading cursor_pos (which
-  // makes this store visible). A stalled gate detaches only slots attached before the stall began:
-  // one that attaches at a stuck gate gets a stall_timeout of its own.
+  // seq_cst store of cursor_seq in attach(); reader: the retirer, after loading cursor_seq (which
+  // makes this store visible). A stall detaches only slots attached before it began.
   std::atomic<std::int64_t> attached_at{0};
+  // The cursor this slot had when the current stall began. Only touched by the retirer, under
+  // `retiring` (relaxed: that flag's RMW and release store order it between retirers).
+  std::atomic<std::uint64_t> stall_cursor{0};
 };
 static_assert(sizeof(SubscriberSlot) == kCacheLine, "one slot per cache line");
 
-/// Recent (seq -> position) pairs, written by committers, so that Start::latest and Start::at(recent)
-/// find a record boundary without walking the ring.
-inline constexpr std::uint64_t kRecentPositions = 64;
+// ---- the region header -----------------------------------------------------------------------
 
 /// The header of the region. Immutable fields first, then one cache line per group of hot words.
 struct RingState {
   // ---- immutable after construction ----
   std::uint64_t capacity;
   std::uint64_t mask;
+  std::uint64_t index_size;      // entries in the commit index, a power of two
   std::uint64_t slots_offset;    // from the start of the region
+  std::uint64_t index_offset;    // from the start of the region
   std::uint64_t records_offset;  // from the start of the region
   std::uint32_t max_message;
   std::uint32_t max_subscribers;
-  std::uint64_t retire_chunk;    // how far ahead the retirer frees space at once
+  std::uint64_t retire_chunk;    // how far ahead the retirer frees bytes at once
 
-  // ---- claimers ----
-  // Writer: every producer (CAS, or a plain store with single_producer). The end of the claimed
-  // bytes. Relaxed is enough: a claimer only needs exclusive ownership of [old, new), which the CAS's
-  // atomicity alone gives; the bytes themselves are published through head_seq.
-  alignas(kCacheLine) std::atomic<std::uint64_t> claim_pos{0};
+  // ---- producers: claims (nobody else reads these lines on a hot path) ----
+  // The packed (seq, position) of the next claim (pack_claim). Writers: every producer (CAS, or a
+  // store by the biased owner or with single_producer). Relaxed: a claimer only needs exclusive
+  // ownership of its seq and bytes, which the CAS's atomicity alone gives; what it writes is
+  // published through the index.
+  alignas(kCacheLine) std::atomic<std::uint64_t> claim{0};
+  // The thread that may claim with a plain store (a restartable sequence that checks it and the
+  // claim word's bias flag), 0, or kRevoking. Written by CAS (biasing, revoking); a revoker then
+  // aborts every sequence in flight (membarrier), so that none stores after the revocation, before
+  // it clears the flag. See Topic::claim_word().
+  std::atomic<std::uint64_t> owner{0};
+  // Who won the last claims by CAS, and how many in a row: one thread claiming alone for long
+  // enough is given the bias. Relaxed: a heuristic, written by the CAS winner only.
+  std::atomic<std::uint64_t> last_claimer{0};
+  std::atomic<std::uint64_t> streak{0};
+  // The streak that earns the bias; doubles on every revocation so that contended topics stop
+  // flapping. Relaxed: a heuristic.
+  std::atomic<std::uint64_t> bias_after{0};
+  // Non-zero while someone expires a claim: committers then take the compare-and-swap path.
+  // seq_cst RMWs by the expirer; read by the committer's restartable sequence (aborted by the
+  // expirer's membarrier if it read the old value).
+  std::atomic<std::uint64_t> expiring{0};
 
-  // ---- committers -> readers ----
-  // Writer: the committer whose turn it is (exactly one thread at a time). Readers: subscribers.
-  // SYNC(commit): release-stored after the record's header and payload; readers acquire it before
-  // reading records [cursor, head_seq).
-  alignas(kCacheLine) std::atomic<std::uint64_t> head_seq{0};
-  // Writer: the committer whose turn it is, after head_seq. Readers: the next committer (acquire:
-  // its turn has come, and head_seq is visible), the retirer (acquire: records below are complete).
-  std::atomic<std::uint64_t> head_pos{0};
-  // recent[s % kRecentPositions] is the position of message s. Written (release) by the committer
-  // of s-1 before it stores head_seq = s; read by RingView::recent_position (acquire), which then re-reads
-  // head_seq to be sure the entry was not reused.
-  std::atomic<std::uint64_t> recent[kRecentPositions];
+  // ---- a lower bound of the committed frontier, kept by head() ----
+  // Writer: head() (fetch_max by CAS). Relaxed: only where a scan of the index starts; the index
+  // itself is the truth.
+  alignas(kCacheLine) std::atomic<std::uint64_t> head_hint{0};
 
   // ---- retirer -> claimers and readers ----
-  // Writer: the retirer (holding `retiring`). Start of the oldest retained record: bytes below it
-  // may be overwritten. Claimers acquire it before claiming [p, e) with e <= retire_pos + capacity.
-  // Readers load it after an acquire fence (RingView::overtaken) to validate what they read: a batch starting below
-  // it may have been overwritten.
-  // SYNC(retire): seq_cst store; pairs with the seq_cst loads in Subscriber attach (Dekker).
-  alignas(kCacheLine) std::atomic<std::uint64_t> retire_pos{0};
-  // Writer: the retirer (holding `retiring`), release-stored before retire_pos. The seq of the
-  // message at retire_pos, so that nobody reads a ring header to learn it. Topic::retire_point()
-  // reads the pair consistently.
-  std::atomic<std::uint64_t> retire_seq{0};
-  // 1 while a thread walks old records to advance retire_pos: the only lock-like state, taken only
-  // when a claim needs room (once per retire_chunk bytes), never on the fast path.
+  // Writer: the retirer (holding `retiring`). The oldest retained seq, and a position at or before
+  // its record (the end of the last retired record with a known size): bytes and index entries
+  // below them may be reused. Claimers acquire both before claiming; readers load retire_seq after
+  // an acquire fence (RingView::overtaken) to validate what they read.
+  // SYNC(retire): seq_cst stores, retire_pos first; pair with the seq_cst loads in attach (Dekker).
+  alignas(kCacheLine) std::atomic<std::uint64_t> retire_seq{0};
+  std::atomic<std::uint64_t> retire_pos{0};
+  // 1 while a thread walks old records to advance the retire point: the only lock-like state, taken
+  // only when a claim needs room (once per retire_chunk bytes), never on the fast path.
   // SYNC(attach): seq_cst RMW; a subscriber attaching loads it seq_cst after storing its slot.
   std::atomic<std::uint32_t> retiring{0};
-  // Only touched by the retirer (under `retiring`): the gate position it last saw, and since when
-  // the writers have been stuck on it (steady_clock ticks), to detach stalled subscribers.
-  std::atomic<std::uint64_t> stuck_gate{~std::uint64_t{0}};
-  std::atomic<std::int64_t> stuck_since{0};
+  // Only touched by the retirer (under `retiring`): since when the writers have been stuck on the
+  // slowest cursor (steady_clock ticks; 0: not stuck), and the frontier then: a subscriber that had
+  // messages to read then and has not moved since has stalled.
+  std::atomic<std::int64_t> stall_since{0};
+  std::atomic<std::uint64_t> stall_head{0};
   // One past the highest slot ever attached: the retirer scans [0, slot_high).
   // Writer: subscribers (fetch_max by CAS). Reader: the retirer (seq_cst, part of the attach pair).
   std::atomic<std::uint32_t> slot_high{0};
 
   // ---- lifecycle and wake-ups (read by every publisher; written on close and arming, and by
   // every publish while someone is armed) ----
-  alignas(kCacheLine) std::atomic<std::uint32_t> closed{0};  // release on close(); acquire in checks
+  // seq_cst exchange on close(); acquire in checks, seq_cst in arming (SYNC(arm)).
+  alignas(kCacheLine) std::atomic<std::uint32_t> closed{0};
   // Armings not yet ended: incremented (seq_cst) by arm(), decremented by the subscriber when it
   // disarms or takes its notification, never by the notifier (so it never drops below the slots
-  // armed).
-  // Publishers load it after their commit: SYNC(arm), see Topic::after_commit().
+  // armed). Publishers load it after their commit: SYNC(arm), see Topic::after_commit().
   std::atomic<std::uint32_t> armed{0};
   // Tags published while someone was armed and not yet served by a notifier round. Writers:
   // publishers (fetch_or), the notifier (exchange to 0). seq_cst with `notifying`: a publisher
@@ -179,18 +235,23 @@ struct RingState {
 
   // ---- counters of rare events (relaxed: statistics only, no ordering needed) ----
   alignas(kCacheLine) std::atomic<std::uint64_t> full_waits{0};
+  std::atomic<std::uint64_t> held_waits{0};
   std::atomic<std::uint64_t> full_timeouts{0};
   std::atomic<std::uint64_t> detaches{0};
   std::atomic<std::uint64_t> laps{0};
   std::atomic<std::uint64_t> retire_walks{0};
   std::atomic<std::uint64_t> gate_scans{0};
   std::atomic<std::uint64_t> aborted{0};
+  std::atomic<std::uint64_t> expired{0};
+  std::atomic<std::uint64_t> revocations{0};
   std::atomic<std::uint32_t> subscribers{0};
 };
 static_assert(alignof(RingState) == kCacheLine);
-static_assert(sizeof(RingState) == 14 * kCacheLine, "the layout comment atop this file says 14 lines");
-static_assert(offsetof(RingState, head_seq) % kCacheLine == 0, "readers' line is not shared with claimers");
-static_assert(offsetof(RingState, retire_pos) % kCacheLine == 0);
+static_assert(offsetof(RingState, claim) % kCacheLine == 0, "claimers' line holds nothing readers poll");
+static_assert(offsetof(RingState, head_hint) % kCacheLine == 0);
+static_assert(offsetof(RingState, retire_seq) % kCacheLine == 0);
+static_assert(offsetof(RingState, closed) % kCacheLine == 0);
+static_assert(sizeof(RingState) == 7 * kCacheLine, "DESIGN.md's region map says seven lines");
 
 // Every shared word must be lock-free, or it could not live in shared memory.
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
@@ -203,128 +264,112 @@ class RingView {
   explicit RingView(std::byte* region) noexcept
       : state_(reinterpret_cast<RingState*>(region)),
         slots_(reinterpret_cast<SubscriberSlot*>(region + state_->slots_offset)),
+        index_(reinterpret_cast<IndexEntry*>(region + state_->index_offset)),
         records_(region + state_->records_offset),
         mask_(state_->mask),
-        capacity_(state_->capacity) {}
+        capacity_(state_->capacity),
+        index_mask_(state_->index_size - 1) {}
 
   [[nodiscard]] RingState& state() const noexcept { return *state_; }
   [[nodiscard]] SubscriberSlot& slot(std::uint32_t i) const noexcept { return slots_[i]; }
+  [[nodiscard]] IndexEntry& entry(std::uint64_t seq) const noexcept { return index_[seq & index_mask_]; }
   [[nodiscard]] std::byte* at(std::uint64_t pos) const noexcept { return records_ + (pos & mask_); }
+  [[nodiscard]] std::byte* records() const noexcept { return records_; }
   [[nodiscard]] std::uint64_t capacity() const noexcept { return capacity_; }
   [[nodiscard]] std::uint64_t mask() const noexcept { return mask_; }
+  [[nodiscard]] std::uint64_t index_size() const noexcept { return index_mask_ + 1; }
 
-  /// The header at a record boundary. The caller has established that the record is complete.
-  [[nodiscard]] const RecordHeader& header(std::uint64_t pos) const noexcept {
-    return *reinterpret_cast<const RecordHeader*>(at(pos));
+  /// Whether message `seq` is done (committed, aborted or expired). Acquire: pairs with
+  /// SYNC(commit); when true, the entry's `pos` and the record it points at are complete.
+  [[nodiscard]] bool done(std::uint64_t seq) const noexcept {
+    return entry_done(entry(seq).word.load(std::memory_order_acquire), seq);
   }
-  [[nodiscard]] RecordHeader& header_mut(std::uint64_t pos) const noexcept {
-    return *reinterpret_cast<RecordHeader*>(at(pos));
+  /// The prefix of the record at `pos`; the caller has established that the record is complete.
+  [[nodiscard]] RecordPrefix prefix(std::uint64_t pos) const noexcept {
+    RecordPrefix p;
+    std::memcpy(&p, at(pos), sizeof p);
+    return p;
   }
-
-  /// The position of message `seq` from the table of recent positions, if the table still holds
-  /// it. Acquire both: recent[seq] was stored (release) by the committer of seq - 1 before it moved
-  /// head_seq past it; had the entry been reused since (by the committer of seq - 1 + K), the
-  /// re-read of head_seq shows a head at least K - 1 further on.
-  [[nodiscard]] bool recent_position(std::uint64_t seq, std::uint64_t& pos) const noexcept {
-    const std::uint64_t p = state_->recent[seq % kRecentPositions].load(std::memory_order_acquire);
-    if (state_->head_seq.load(std::memory_order_acquire) - seq >= kRecentPositions - 1) return false;
-    pos = p;
-    return true;
-  }
-  /// Read-validate, a seqlock's second look: true when the writers have retired past `pos` since,
-  /// so that what was read from there on may come from a later lap. The acquire fence orders our
-  /// earlier reads of ring bytes before the relaxed load: if any byte came from an overwriting
-  /// claim, that claimer's release fence synchronises with ours, and the retire_pos it acquired
-  /// before claiming is visible here (docs/DESIGN.md, "Overwrite without silent tearing").
-  [[nodiscard]] bool overtaken(std::uint64_t pos) const noexcept {
-    std::atomic_thread_fence(std::memory_order_acquire);
-    return state_->retire_pos.load(std::memory_order_relaxed) > pos;
-  }
-
   /// Bytes left before the end of the ring's lap at `pos`.
   [[nodiscard]] std::uint64_t lap_room(std::uint64_t pos) const noexcept {
     return capacity_ - (pos & mask_);
   }
-  /// Where a record of `bytes` claimed at `pos` really starts: `pos`, or the start of the next lap
-  /// when it would straddle the end (the skipped bytes become padding).
+  /// Where a record of `bytes` claimed at `pos` starts: `pos`, or the start of the next lap when it
+  /// would straddle the end (the skipped bytes carry nothing).
   [[nodiscard]] std::uint64_t placement(std::uint64_t pos, std::uint64_t bytes) const noexcept {
-    const std::uint64_t room = lap_room(pos);
-    return bytes <= room ? pos : pos + room;
+    return bytes <= lap_room(pos) ? pos : pos + lap_room(pos);
   }
-  /// A boundary normalised past an implicit gap (fewer than a header's bytes left in the lap).
-  [[nodiscard]] std::uint64_t skip_tail(std::uint64_t pos) const noexcept {
-    const std::uint64_t room = lap_room(pos);
-    return room < sizeof(RecordHeader) ? pos + room : pos;
-  }
-  /// The boundary after the message record (not padding) at or after boundary `pos`, i.e. skipping
-  /// an implicit gap or a padding record first. Returns the message's own start through `start`;
-  /// `stride` as in step(): 0 to start, then carried from one call to the next.
-  [[nodiscard]] std::uint64_t next_message(std::uint64_t pos, std::uint64_t& start,
-                                           std::uint64_t& stride) const noexcept {
-    pos = skip_tail(pos);
-    const RecordHeader* h = &header(pos);
-    if (h->flags & kPadding) [[unlikely]] {
-      pos += lap_room(pos);
-      h = &header(pos);
-    }
-    start = pos;
-    return step(pos, record_bytes(h->size), stride);
-  }
-  /// One step on its own (no walk to predict from).
-  [[nodiscard]] std::uint64_t next_message(std::uint64_t pos, std::uint64_t& start) const noexcept {
-    std::uint64_t stride = 0;
-    return next_message(pos, start, stride);
+  /// Read-validate, a seqlock's second look: true when the writers have retired message `seq`
+  /// since, so that what was read of it (and after it) may come from a later lap. The acquire fence
+  /// orders our earlier reads of ring bytes and entries before the relaxed load: if any of them came
+  /// from an overwriting claim, that claimer's release fence synchronises with ours, and the retire
+  /// point it acquired before claiming is visible here (docs/DESIGN.md, "Overwrite without silent
+  /// tearing").
+  [[nodiscard]] bool overtaken(std::uint64_t seq) const noexcept {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return state_->retire_seq.load(std::memory_order_relaxed) > seq;
   }
 
  private:
   RingState* state_ = nullptr;
   SubscriberSlot* slots_ = nullptr;
+  IndexEntry* index_ = nullptr;
   std::byte* records_ = nullptr;
   std::uint64_t mask_ = 0;
   std::uint64_t capacity_ = 0;
+  std::uint64_t index_mask_ = 0;
 };
 
-/// A walk over the messages of a batch, from a record boundary at a known seq: what Batch's
-/// iterator and Batch::for_each() share. Holds no ownership; cheap to copy. Its state is a handful
-/// of words so that a loop over it keeps them in registers.
+/// One message as a walk sees it: where its payload is, or that it has none.
+struct RecordView {
+  const std::byte* payload;
+  std::uint32_t size;
+  std::uint8_t tag;
+  bool aborted;
+};
+
+/// A walk over consecutive messages from a known seq: what Batch's iterator, Batch::for_each(),
+/// poll()'s tag filter and the notifier's tag scan share. Holds no ownership; cheap to copy. Its
+/// state is a handful of words so that a loop over it keeps them in registers.
 class MessageWalk {
  public:
   MessageWalk() = default;
-  MessageWalk(const RingView& ring, std::uint64_t pos, std::uint64_t seq) noexcept
-      : records_(ring.at(0)), mask_(ring.mask()), capacity_(ring.capacity()), pos_(pos), seq_(seq) {}
+  MessageWalk(const RingView& ring, std::uint64_t seq, std::uint32_t max_message) noexcept
+      : index_(&ring.entry(0)), records_(ring.records()), index_mask_(ring.index_size() - 1),
+        mask_(ring.mask()), capacity_(ring.capacity()), max_message_(max_message), seq_(seq) {}
 
-  /// Reads the message record at the walk's position (past an implicit gap or a padding record at
-  /// the end of a lap): one read of its header into `h`, and where its payload starts. Moves past
-  /// it. Returns false, and moves nowhere, when the header is not the expected seq's or its size
-  /// would leave the ring: in overwrite mode (or after a detach) a header may be rewritten under
-  /// the reader, and such a batch fails validation on release(). The lap check is what keeps every
-  /// view inside the ring, whatever a rewritten header says.
-  [[gnu::always_inline]] bool next(RecordHeader& h, const std::byte*& payload) noexcept {
-    std::uint64_t pos = pos_, off = pos & mask_;
-    if (off > capacity_ - sizeof(RecordHeader)) [[unlikely]] {  // implicit gap: the next lap
-      pos += capacity_ - off;
-      off = 0;
+  /// Reads message seq() and moves past it. Returns false, and moves nowhere, when its entry is not
+  /// done for this seq (not committed yet; or, in overwrite mode or after a detach, reused by a
+  /// later lap) or its record would leave the ring or exceed max_message: a view never leaves the
+  /// ring, whatever an overwriting writer left there, and such a batch fails validation on
+  /// release(). Acquire on the mark: pairs with SYNC(commit).
+  [[gnu::always_inline]] bool next(RecordView& r) noexcept {
+    const IndexEntry& e = index_[seq_ & index_mask_];
+    const std::uint64_t word = e.word.load(std::memory_order_acquire);
+    if (!entry_done(word, seq_)) [[unlikely]] return false;
+    if (word & kEntryAborted) [[unlikely]] {
+      r = RecordView{nullptr, 0, 0, true};
+      ++seq_;
+      return true;
     }
-    std::memcpy(&h, records_ + off, sizeof h);
-    if (h.flags & kPadding) [[unlikely]] {
-      pos += capacity_ - off;
-      off = 0;
-      std::memcpy(&h, records_, sizeof h);
-    }
-    const std::uint64_t bytes = record_bytes(h.size);
-    if (h.seq != seq_ || bytes > capacity_ - off) [[unlikely]] return false;
-    payload = records_ + off + sizeof(RecordHeader);
-    pos_ = step(pos, bytes, stride_);  // off the load's critical path (see step())
+    // Relaxed: ordered after the acquire of `word`, which was stored after it.
+    const std::uint64_t off = e.pos.load(std::memory_order_relaxed) & mask_;
+    RecordPrefix p;
+    std::memcpy(&p, records_ + off, sizeof p);
+    if (p.size > max_message_ || off + sizeof(RecordPrefix) + p.size > capacity_) [[unlikely]] return false;
+    r = RecordView{records_ + off + sizeof(RecordPrefix), p.size, p.tag, false};
     ++seq_;
     return true;
   }
-  /// The seq of the next record.
+  /// The seq of the next message.
   [[nodiscard]] std::uint64_t seq() const noexcept { return seq_; }
 
  private:
+  const IndexEntry* index_ = nullptr;
   const std::byte* records_ = nullptr;
-  std::uint64_t mask_ = 0, capacity_ = 0;
-  std::uint64_t pos_ = 0, seq_ = 0, stride_ = 0;
+  std::uint64_t index_mask_ = 0, mask_ = 0, capacity_ = 0;
+  std::uint32_t max_message_ = 0;
+  std::uint64_t seq_ = 0;
 };
 
 /// CPU relax hint for spin loops.

@@ -1,0 +1,90 @@
+// pushpoll/detail/cursor.hpp — a subscriber's private state: its cursor, its outstanding batch, its
+// wake-up settings. Heap-allocated and owned by the Subscriber handle, so that Batch handles survive
+// moves of the Subscriber; kept alive past the Subscriber while a Batch still points at it.
+//
+// Not part of the public API.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include "pushpoll/detail/ring.hpp"
+#include "pushpoll/options.hpp"
+#include "pushpoll/wake.hpp"
+
+namespace pushpoll {
+class Topic;
+class WakeGroup;
+namespace detail {
+
+struct SubscriberCore {
+  Topic* topic = nullptr;
+  std::shared_ptr<Topic> keep;  // the topic (and its region) outlive the hub while subscribed
+  RingView ring;
+  std::uint32_t max_message = 0;
+  std::uint32_t slot = 0;
+  std::uint64_t tag_mask = kAllTags;
+  std::uint64_t cursor = 0;  // the next seq to read
+  // The outstanding batch, if any: [out_begin, out_end).
+  bool outstanding = false;
+  std::uint64_t generation = 0;
+  std::uint64_t out_begin = 0, out_end = 0;
+  // Result of the most recent release, for a Batch handle released after its subscriber re-polled.
+  std::uint64_t released_generation = 0;
+  bool released_intact = true;
+  // Batch handles alive. A subscriber destroyed while some are leaves this core to the last of
+  // them (`orphaned`), so that a Batch outliving its Subscriber stays safe to release.
+  std::int32_t live_batches = 0;
+  bool orphaned = false;
+  // The uncommitted claim this subscriber found in its way, and since when (claim expiry).
+  std::uint64_t held_seq = ~std::uint64_t{0};
+  std::chrono::steady_clock::time_point held_since{};
+  // Wake-ups.
+  int own_fd = -1;               // this subscriber's eventfd, opened on first use
+  WakeGroup* group = nullptr;    // when it is woken through a group's eventfd instead
+  std::uint32_t group_id = 0;    // its id in that group
+  WaitOptions wait_options{};
+  std::chrono::steady_clock::time_point last_wake{};
+
+  /// Validates and releases the outstanding batch; returns whether it stayed intact.
+  bool release_outstanding() noexcept {
+    if (!outstanding) return true;
+    outstanding = false;
+    // If anything read from the batch was written by a later lap, that writer claimed after the
+    // retire point passed the batch, and overtaken() sees it.
+    const bool intact = !ring.overtaken(out_begin);
+    cursor = out_end;
+    // Release: our reads of the batch happen-before the retirer's acquire of the cursor, and so
+    // before any writer reuses these bytes and entries (Overflow::block).
+    ring.slot(slot).cursor_seq.store(out_end, std::memory_order_release);
+    released_generation = generation;
+    released_intact = intact;
+    return intact;
+  }
+  /// Whether messages were lost before the cursor (the slot was detached, or the writers lapped
+  /// it): the next poll resyncs and reports the gap. Relaxed state load: a detach seen late is
+  /// seen by the next look; acquire on the retire point: pairs with SYNC(retire).
+  [[nodiscard]] bool gapped() const noexcept {
+    return ring.slot(slot).state.load(std::memory_order_relaxed) == kSlotDetached ||
+           ring.state().retire_seq.load(std::memory_order_acquire) > cursor;
+  }
+  /// The message at the cursor is not done but the next one is: an uncommitted claim holds this
+  /// subscriber back. Cheap: the two entries share a cache line, or the check is skipped.
+  [[nodiscard]] bool held_up() const noexcept {
+    const std::uint64_t next = cursor + 1;
+    return (next & 3) != 0 && ring.done(next);
+  }
+  /// The message at the cursor is claimed but not done. Reads the producers' claim line: not for
+  /// the spinning path.
+  [[nodiscard]] bool claim_pending() const noexcept {
+    // Relaxed: a hint; unpacked against the cursor, which is at most an index behind the claim.
+    return claim_seq(ring.state().claim.load(std::memory_order_relaxed), cursor) > cursor;
+  }
+  /// Called when an uncommitted claim holds the cursor: keeps the time, and once the claim has held
+  /// this subscriber for claim_timeout, turns it into an aborted message. True if it did (the
+  /// cursor's message is done now). Defined in subscriber.cpp.
+  bool held_back() noexcept;
+};
+
+}  // namespace detail
+}  // namespace pushpoll

@@ -1,0 +1,208 @@
+// Making room: retiring old records, gating on the slowest subscriber, detaching stalled ones, and
+// expiring a claim that holds the ring back. Runs only when a claim finds the ring full (once per
+// retire_chunk bytes), never on the fast path. docs/DESIGN.md, "Room".
+#include <algorithm>
+#include <thread>
+
+#include "pushpoll/topic.hpp"
+
+namespace pushpoll {
+
+using detail::kSlotAttached;
+using detail::kSlotDetached;
+
+namespace {
+
+void backoff(unsigned& round) {
+  ++round;
+  if (round < 64) {
+    detail::cpu_relax();
+  } else if (round < 128) {
+    std::this_thread::yield();
+  } else {
+    const unsigned shift = std::min(round - 128, 10u);
+    std::this_thread::sleep_for(std::chrono::microseconds(1u << shift));  // up to ~1 ms
+  }
+}
+
+std::int64_t ticks(std::chrono::steady_clock::time_point t) { return t.time_since_epoch().count(); }
+
+}  // namespace
+
+bool Topic::make_room(std::uint64_t end_pos, std::uint64_t end_seq, Wait wait, detail::RoomWait& room) {
+  using clock = std::chrono::steady_clock;
+  auto& s = ring_.state();
+  const std::uint64_t cap = ring_.capacity();
+  const std::uint64_t entries = ring_.index_size();
+  for (;;) {
+    check_open();
+    // Acquire: as in reserve().
+    if (end_pos <= s.retire_pos.load(std::memory_order_acquire) + cap &&
+        end_seq <= s.retire_seq.load(std::memory_order_acquire) + entries) {
+      return true;
+    }
+    std::uint32_t idle = 0;
+    // SYNC(attach): seq_cst RMW, ordered before the slot loads in gate(); a subscriber stores its
+    // slot, then loads `retiring`: one of the two sees the other.
+    if (!s.retiring.compare_exchange_strong(idle, 1, std::memory_order_seq_cst)) {
+      // Someone else is retiring; it finishes in a bounded walk, unless it was preempted: back off
+      // rather than burn the time slice it needs.
+      unsigned spin = 0;
+      // Acquire: pairs with its release store of 0; its retire point is then visible.
+      while (s.retiring.load(std::memory_order_acquire) != 0) backoff(spin);
+      continue;
+    }
+    std::uint64_t held = 0;
+    const Retired result = retire(end_pos, end_seq, held);
+    // Release: a subscriber that acquires retiring == 0 sees the retire point stored before.
+    s.retiring.store(0, std::memory_order_release);
+    if (result == Retired::enough) return true;
+    const auto now = clock::now();
+    if (result == Retired::held && options_.claim_timeout.count() > 0) {
+      // An uncommitted claim holds the ring: time it, and once it has held us for claim_timeout
+      // turn it into an aborted message (Aeron's "publication unblock").
+      if (room.held_seq != held) {
+        room.held_seq = held;
+        room.held_since = now;
+      } else if (now - room.held_since >= options_.claim_timeout) {
+        expire(held);
+        continue;
+      }
+    }
+    // Relaxed, the counters here and in retire(): statistics.
+    if (wait == Wait::no) {
+      s.full_timeouts.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    if (!room.waiting) {
+      room.waiting = true;
+      room.deadline = detail::Deadline::after(options_.publish_timeout, now);
+      // Waiting for subscribers to make room, or for a claim in progress at the oldest end of the
+      // ring (its producer preempted: overwrite mode too must not write over it).
+      (result == Retired::held ? s.held_waits : s.full_waits).fetch_add(1, std::memory_order_relaxed);
+    } else if (room.deadline.passed(now)) {
+      s.full_timeouts.fetch_add(1, std::memory_order_relaxed);
+      throw Full("pushpoll: topic '" + name_ + "' stayed full for publish_timeout (" +
+                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    options_.publish_timeout).count()) +
+                 " ms): a subscriber is not keeping up");
+    }
+    backoff(room.backoff);
+  }
+}
+
+Topic::Retired Topic::retire(std::uint64_t end_pos, std::uint64_t end_seq, std::uint64_t& held_seq) {
+  auto& s = ring_.state();
+  const std::uint64_t cap = ring_.capacity();
+  const std::uint64_t entries = ring_.index_size();
+  s.retire_walks.fetch_add(1, std::memory_order_relaxed);
+  // Free a chunk beyond what this claim needs, so that one walk serves many claims.
+  const std::uint64_t want_pos = (end_pos > cap ? end_pos - cap : 0) + s.retire_chunk;
+  const std::uint64_t want_seq = (end_seq > entries ? end_seq - entries : 0) + entries / 16;
+  // Relaxed: only the retirer (this thread, holding `retiring`) writes the retire point.
+  const std::uint64_t old_q = s.retire_seq.load(std::memory_order_relaxed);
+  const std::uint64_t old_r = s.retire_pos.load(std::memory_order_relaxed);
+  std::uint64_t q = old_q, r = old_r;
+  Retired why = Retired::enough;
+  for (int pass = 0; pass < 2; ++pass) {
+    const std::uint64_t limit = overwrite_ ? ~std::uint64_t{0} : gate();
+    why = Retired::enough;
+    bool at_gate = false;
+    while (r < want_pos || q < want_seq) {
+      if (q >= limit) {
+        why = Retired::gated;
+        at_gate = true;
+        break;
+      }
+      // Acquire: pairs with SYNC(commit); the record is complete, and our reads of it (its size)
+      // happen-before the retire point's store, so before anyone writes over it.
+      const std::uint64_t word = ring_.entry(q).word.load(std::memory_order_acquire);
+      if (!detail::entry_done(word, q)) {
+        // Relaxed: the claim word only tells a claim in progress from the frontier; unpacked
+        // against q, which is at most an index behind it.
+        const std::uint64_t w = s.claim.load(std::memory_order_relaxed);
+        if (detail::claim_seq(w, q) == q) {
+          // The frontier: everything claimed is retired, so are all bytes claimed so far (some of
+          // them belonged to expired claims, which left no position).
+          r = std::max(r, detail::claim_pos(w, r));
+          why = Retired::gated;  // nothing left to retire
+        } else {
+          held_seq = q;
+          why = Retired::held;
+        }
+        break;
+      }
+      if (!(word & detail::kEntryNoPos)) {
+        // Relaxed: ordered after the acquire of the mark.
+        const std::uint64_t p = ring_.entry(q).pos.load(std::memory_order_relaxed);
+        r = std::max(r, p + detail::record_bytes(ring_.prefix(p).size));
+      }
+      ++q;
+    }
+    const bool enough = end_pos <= r + cap && end_seq <= q + entries;
+    if (enough || !at_gate) {
+      if (enough) s.stall_since.store(0, std::memory_order_relaxed);  // relaxed: under `retiring`
+      why = enough ? Retired::enough : why;
+      break;
+    }
+    // Full against the slowest cursor. Relaxed: stall_since and stall_cursor are only touched
+    // here, under `retiring`, whose RMW and release store order them between retirers.
+    const std::int64_t now = ticks(std::chrono::steady_clock::now());
+    const std::int64_t since = s.stall_since.load(std::memory_order_relaxed);
+    if (since == 0) {
+      // A stall begins: remember the frontier and every attached cursor, to tell later who had
+      // something to read and made no progress.
+      s.stall_since.store(now, std::memory_order_relaxed);
+      s.stall_head.store(head(), std::memory_order_relaxed);
+      const std::uint32_t high = s.slot_high.load(std::memory_order_seq_cst);
+      for (std::uint32_t i = 0; i < high; ++i) {
+        auto& slot = ring_.slot(i);
+        slot.stall_cursor.store(slot.cursor_seq.load(std::memory_order_seq_cst), std::memory_order_relaxed);
+      }
+      break;
+    }
+    if (std::chrono::steady_clock::duration(now - since) < options_.stall_timeout || pass == 1) break;
+    // Detach, in one go, every subscriber that had messages to read when the stall began and has
+    // made no progress since (and that attached before it: one that attached since has not
+    // stalled): it stops gating, and its next poll reports what it missed. seq_cst, as the scan in
+    // gate(); the CAS races only with the subscriber itself (unsubscribe, or re-attach after a
+    // detach), and one of the two wins.
+    const std::uint64_t stall_head = s.stall_head.load(std::memory_order_relaxed);
+    const std::uint32_t high = s.slot_high.load(std::memory_order_seq_cst);
+    for (std::uint32_t i = 0; i < high; ++i) {
+      auto& slot = ring_.slot(i);
+      std::uint32_t attached = kSlotAttached;
+      const std::uint64_t then = slot.stall_cursor.load(std::memory_order_relaxed);
+      if (then < stall_head && slot.cursor_seq.load(std::memory_order_seq_cst) == then &&
+          slot.attached_at.load(std::memory_order_relaxed) <= since &&
+          slot.state.compare_exchange_strong(attached, kSlotDetached, std::memory_order_seq_cst)) {
+        s.detaches.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    // The next stall, if any, starts its own clock.
+    s.stall_since.store(0, std::memory_order_relaxed);
+  }
+  if (q != old_q || r != old_r) {
+    // SYNC(retire): seq_cst stores; claimers acquire them before writing below them, and
+    // subscribers attaching load them after storing their slot.
+    s.retire_pos.store(r, std::memory_order_seq_cst);
+    s.retire_seq.store(q, std::memory_order_seq_cst);
+  }
+  return why;
+}
+
+std::uint64_t Topic::gate() noexcept {
+  auto& s = ring_.state();
+  s.gate_scans.fetch_add(1, std::memory_order_relaxed);
+  // seq_cst loads: the second half of SYNC(attach), after our seq_cst RMW of `retiring`.
+  const std::uint32_t high = s.slot_high.load(std::memory_order_seq_cst);
+  std::uint64_t gate = ~std::uint64_t{0};
+  for (std::uint32_t i = 0; i < high; ++i) {
+    auto& slot = ring_.slot(i);
+    if (slot.state.load(std::memory_order_seq_cst) != kSlotAttached) continue;
+    gate = std::min(gate, slot.cursor_seq.load(std::memory_order_seq_cst));
+  }
+  return gate;
+}
+
+}  // namespace pushpoll
