@@ -4,9 +4,15 @@
 //
 // Every row reports items_per_second (messages, or deliveries for fan-out: messages x subscribers)
 // and bytes_per_second (payload bytes). Threaded rows use real time. Arguments are
-// bytes:<payload size>/msgs:<messages per iteration>; each iteration ends only once the consumer has
-// checked every message of that iteration, so a row measures delivery, not how fast a producer can
-// fill a buffer.
+// bytes:<payload size>/msgs:<messages per iteration>/idle:<consumer idle strategy>; each iteration
+// ends only once the consumer has checked every message of that iteration, so a row measures
+// delivery, not how fast a producer can fill a buffer.
+//
+// The consumer's idle strategy is the loop a user writes: idle:0 (the default rows) polls again at
+// once after an empty poll, with no backoff at all (the busy-spin reader of a trading pipeline),
+// which keeps the producer's lines moving between cores on every message; idle:1 pauses 64 times
+// after an empty poll, a friendlier loop, shown beside it. Every transport, the limit included, is
+// measured with the same loop.
 //
 // Checks: every payload starts with the producer's 64-bit counter and ends with a filler byte. The
 // consumer compares the counter (and, for pushpoll, the seq) with what it expects, reads the last
@@ -23,7 +29,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
 #include <exception>
+#include <memory>
 #include <new>
 #include <span>
 #include <string>
@@ -50,17 +58,41 @@ using pushpoll::bench::write_counter;
 
 constexpr std::uint64_t kRingBytes = std::uint64_t{1} << 22;  // every ring and queue holds 4 MiB
 constexpr std::int64_t kMessagesPerIteration = std::int64_t{1} << 20;
-constexpr std::size_t kPollMax = 1024;  // messages per consumer batch, for every transport
+constexpr std::size_t kPollMax = 4096;  // messages per consumer batch, for every transport
 
-// The message sizes every one-to-one row runs at, a fixed message count per iteration, wall time.
+/// What a consumer does after a poll that found nothing.
+enum class Idle : std::int64_t {
+  spin = 0,   // poll again at once: the loop a user writes
+  pause = 1,  // IdleWait: 64 pauses first (friendlier to the producer)
+};
+
+/// The consumer's idle strategy for a row.
+class ConsumerIdle {
+ public:
+  ConsumerIdle(Idle idle, bool may_yield) noexcept : idle_(idle), wait_(may_yield) {}
+  void idle() noexcept {
+    if (idle_ == Idle::pause) wait_.idle();
+  }
+  void busy() noexcept { wait_.busy(); }
+
+ private:
+  Idle idle_;
+  IdleWait wait_;
+};
+
+// The message sizes every one-to-one row runs at, a fixed message count per iteration, wall time;
+// the spinning consumer (idle:0) at every size, the friendlier one (idle:1) at 64 bytes.
 void one_to_one_sizes(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"bytes", "msgs"})
-      ->Args({8, kMessagesPerIteration})
-      ->Args({64, kMessagesPerIteration})
-      ->Args({512, kMessagesPerIteration})
+  b->ArgNames({"bytes", "msgs", "idle"})
+      ->Args({8, kMessagesPerIteration, 0})
+      ->Args({64, kMessagesPerIteration, 0})
+      ->Args({64, kMessagesPerIteration, 1})
+      ->Args({512, kMessagesPerIteration, 0})
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
 }
+
+Idle idle_of(const benchmark::State& state) { return static_cast<Idle>(state.range(2)); }
 
 std::string mismatch(const char* what, std::uint64_t expected, std::uint64_t got) {
   return std::string(what) + ": expected " + std::to_string(expected) + ", got " + std::to_string(got);
@@ -195,7 +227,7 @@ class BareRing {
 };
 
 template <std::size_t SlotBytes>
-void bare_ring_one_to_one(benchmark::State& state, std::size_t bytes, const Plan& plan) {
+void bare_ring_one_to_one(benchmark::State& state, std::size_t bytes, const Plan& plan, Idle idle) {
   BareRing<SlotBytes> ring(kRingBytes);
   std::vector<std::byte> message(bytes, kFiller);
   std::uint64_t sent = 0;
@@ -209,7 +241,7 @@ void bare_ring_one_to_one(benchmark::State& state, std::size_t bytes, const Plan
   auto consume = [&](Shared& shared) {
     std::uint64_t expected = 0, sink = 0;
     bool checking = true;
-    IdleWait wait(false);
+    ConsumerIdle wait(idle, false);
     for (;;) {
       const std::uint64_t got = ring.poll(kPollMax, [&](const std::byte* slot) {
         if (checking) {
@@ -238,14 +270,14 @@ void bare_ring_one_to_one(benchmark::State& state, std::size_t bytes, const Plan
 
 // Limit row: a bare single-producer ring of fixed slots (64 B, or 512 B for 512-byte messages), one
 // pinned producer publishing one slot at a time, one pinned consumer reading up to the head in
-// batches of up to 1024. Measures the cost of moving a message between two cores and nothing else.
+// batches of up to 4096. Measures the cost of moving a message between two cores and nothing else.
 void BM_BareRing_OneToOne(benchmark::State& state) {
   const auto bytes = static_cast<std::size_t>(state.range(0));
   const auto n = static_cast<std::uint64_t>(state.range(1));
   if (bytes <= 64) {
-    bare_ring_one_to_one<64>(state, bytes, Plan{n, one_lap(64, n)});
+    bare_ring_one_to_one<64>(state, bytes, Plan{n, one_lap(64, n)}, idle_of(state));
   } else if (bytes <= 512) {
-    bare_ring_one_to_one<512>(state, bytes, Plan{n, one_lap(512, n)});
+    bare_ring_one_to_one<512>(state, bytes, Plan{n, one_lap(512, n)}, idle_of(state));
   } else {
     state.SkipWithError("message size over the largest slot (512 bytes)");
   }
@@ -278,7 +310,7 @@ bool check_fixed(const Fixed<N>& m, std::uint64_t expected, std::uint64_t& sink,
 }
 
 template <std::size_t N>
-void spsc_one_to_one(benchmark::State& state, const Plan& plan) {
+void spsc_one_to_one(benchmark::State& state, const Plan& plan, Idle idle) {
   boost::lockfree::spsc_queue<Fixed<N>> queue(kRingBytes / N);
   Fixed<N> message = make_fixed<N>();
   std::uint64_t sent = 0;
@@ -292,7 +324,7 @@ void spsc_one_to_one(benchmark::State& state, const Plan& plan) {
   auto consume = [&](Shared& shared) {
     std::uint64_t expected = 0, sink = 0;
     bool checking = true;
-    IdleWait wait(false);
+    ConsumerIdle wait(idle, false);
     Fixed<N> m;
     for (;;) {
       std::size_t got = 0;
@@ -315,7 +347,7 @@ void spsc_one_to_one(benchmark::State& state, const Plan& plan) {
 }
 
 template <std::size_t N>
-void spsc_bulk_one_to_one(benchmark::State& state, const Plan& plan) {
+void spsc_bulk_one_to_one(benchmark::State& state, const Plan& plan, Idle idle) {
   constexpr std::size_t kBulk = 64;
   boost::lockfree::spsc_queue<Fixed<N>> queue(kRingBytes / N);
   std::vector<Fixed<N>> out(kBulk, make_fixed<N>());
@@ -332,7 +364,7 @@ void spsc_bulk_one_to_one(benchmark::State& state, const Plan& plan) {
     std::vector<Fixed<N>> in(kBulk);
     std::uint64_t expected = 0, sink = 0;
     bool checking = true;
-    IdleWait wait(false);
+    ConsumerIdle wait(idle, false);
     for (;;) {
       const std::size_t got = queue.pop(in.data(), kBulk);
       if (got == 0) {
@@ -357,9 +389,9 @@ void spsc_bulk_one_to_one(benchmark::State& state, const Plan& plan) {
 void BM_SpscQueue_OneToOne(benchmark::State& state) {
   const auto n = static_cast<std::uint64_t>(state.range(1));
   switch (state.range(0)) {
-    case 8: spsc_one_to_one<8>(state, Plan{n, one_lap(8, n)}); break;
-    case 64: spsc_one_to_one<64>(state, Plan{n, one_lap(64, n)}); break;
-    case 512: spsc_one_to_one<512>(state, Plan{n, one_lap(512, n)}); break;
+    case 8: spsc_one_to_one<8>(state, Plan{n, one_lap(8, n)}, idle_of(state)); break;
+    case 64: spsc_one_to_one<64>(state, Plan{n, one_lap(64, n)}, idle_of(state)); break;
+    case 512: spsc_one_to_one<512>(state, Plan{n, one_lap(512, n)}, idle_of(state)); break;
     default: state.SkipWithError("supported sizes: 8, 64, 512");
   }
 }
@@ -375,9 +407,9 @@ void BM_SpscQueueBulk_OneToOne(benchmark::State& state) {
   }
   const auto lap64 = [n](std::uint64_t size) { return (one_lap(size, n) + 63) / 64 * 64; };
   switch (state.range(0)) {
-    case 8: spsc_bulk_one_to_one<8>(state, Plan{n, lap64(8)}); break;
-    case 64: spsc_bulk_one_to_one<64>(state, Plan{n, lap64(64)}); break;
-    case 512: spsc_bulk_one_to_one<512>(state, Plan{n, lap64(512)}); break;
+    case 8: spsc_bulk_one_to_one<8>(state, Plan{n, lap64(8)}, idle_of(state)); break;
+    case 64: spsc_bulk_one_to_one<64>(state, Plan{n, lap64(64)}, idle_of(state)); break;
+    case 512: spsc_bulk_one_to_one<512>(state, Plan{n, lap64(512)}, idle_of(state)); break;
     default: state.SkipWithError("supported sizes: 8, 64, 512");
   }
 }
@@ -394,15 +426,14 @@ pushpoll::TopicOptions bench_topic_options(bool single_producer) {
   return options;
 }
 
-/// The consumer side of the pushpoll rows: one subscriber polling batches of up to 1024. With
-/// `producers` == 1 every payload counter equals its seq; with 2 each producer's counters must
+/// The consumer side of the pushpoll rows: one subscriber polling batches of up to kPollMax. With
+/// `producers` == 1 every payload counter equals its seq; with more, each producer's counters must
 /// arrive in order and complete. Every seq must follow the previous one.
 void consume_topic(pushpoll::Subscriber& sub, Shared& shared, std::size_t bytes, unsigned producers,
-                   bool may_yield) {
+                   ConsumerIdle wait) {
   std::uint64_t expected_seq = sub.cursor(), consumed = 0, sink = 0;
-  std::uint64_t next[2] = {0, 0};
+  std::uint64_t next[4] = {0, 0, 0, 0};
   bool checking = true;
-  IdleWait wait(may_yield);
   auto check = [&](const pushpoll::Message& m) {
     if (m.seq != expected_seq) return shared.fail(mismatch("seq", expected_seq, m.seq)), false;
     if (m.aborted || m.data.size() != bytes) return shared.fail(mismatch("size", bytes, m.data.size())), false;
@@ -465,109 +496,286 @@ void pushpoll_one_to_one(benchmark::State& state, bool single_producer) {
     }
     return true;
   };
-  auto consume = [&](Shared& shared) { consume_topic(sub, shared, bytes, 1, false); };
+  const Idle idle = idle_of(state);
+  auto consume = [&](Shared& shared) { consume_topic(sub, shared, bytes, 1, ConsumerIdle(idle, false)); };
   run_one_to_one(state, Plan{n, one_lap(pushpoll::detail::record_bytes(bytes), n)}, bytes, produce,
                  consume);
+  const pushpoll::TopicStats stats = topic.stats();
+  state.counters["revocations"] = static_cast<double>(stats.bias_revocations);
 }
 
 // One pinned producer calling the default (many-producer-safe) Topic::publish once per message;
-// one pinned consumer with one Subscriber polling batches of up to 1024 and reading every message.
-// Overflow::block, 4 MiB ring. Compare with BM_BareRing_OneToOne at the same size.
+// one pinned consumer with one Subscriber polling batches of up to 4096 and reading every message.
+// Overflow::block, 4 MiB ring. Compare with BM_BareRing_OneToOne at the same size and idle.
 void BM_Pushpoll_OneToOne(benchmark::State& state) { pushpoll_one_to_one(state, false); }
 BENCHMARK(BM_Pushpoll_OneToOne)
     ->Apply(one_to_one_sizes);
 
 // As BM_Pushpoll_OneToOne, with TopicOptions::single_producer: publish claims with a plain store
-// and commits without waiting for its turn.
+// from the first message on (the default publish earns the same path after a while: the bias).
 void BM_PushpollSingleProducer_OneToOne(benchmark::State& state) { pushpoll_one_to_one(state, true); }
 BENCHMARK(BM_PushpollSingleProducer_OneToOne)
     ->Apply(one_to_one_sizes);
 
-// Two producer threads (the benchmark thread and one more), each publishing half of every
-// iteration with the default publish, and one consumer checking global seq order and per-producer
-// order. Three busy threads on a 2-core machine cannot each have a core, so none is pinned: the
-// scheduler shares the cores, and every idle loop yields. The row therefore includes time-sharing
-// (a producer preempted between claim and commit holds the other back until it runs again).
-void BM_Pushpoll_TwoToOne(benchmark::State& state) {
-  const auto bytes = static_cast<std::size_t>(state.range(0));
-  const auto n = static_cast<std::uint64_t>(state.range(1));
-  if (n % 2 != 0) {
-    state.SkipWithError("messages per iteration must be even");
-    return;
-  }
-  const std::uint64_t half = n / 2;
-  const std::uint64_t warmup_half = (one_lap(pushpoll::detail::record_bytes(bytes), n) + 1) / 2;
-  pushpoll::Hub hub;
-  pushpoll::Topic& topic = hub.topic("bench", bench_topic_options(false));
-  pushpoll::Subscriber sub = topic.subscribe(pushpoll::Start::oldest);
-  Shared shared;
+// ---- many producers, one consumer ---------------------------------------------------------------
 
-  // Producer 1: publishes `warmup_half` in round 1, `half` in each later round.
-  std::thread second([&] {
-    std::vector<std::byte> message(bytes, kFiller);
-    std::uint64_t seen = 0, sent = 0;
-    IdleWait wait(true);
-    for (;;) {
-      // Acquire: pairs with the benchmark thread's release of the round.
-      const std::uint64_t round = shared.round.load(std::memory_order_acquire);
-      if (round == seen) {
-        if (shared.stop.load(std::memory_order_acquire)) return;
-        wait.idle();
-        continue;
-      }
-      wait.busy();
-      seen = round;
-      const std::uint64_t count = round == 1 ? warmup_half : half;
-      try {
-        for (std::uint64_t i = 0; i < count; ++i) {
-          write_counter(message.data(), pushpoll::bench::tagged_counter(1, sent++));
-          topic.publish(message);
-        }
-      } catch (const std::exception& e) {
-        shared.fail(std::string("producer 1 threw: ") + e.what());
-        return;
-      }
+/// The reference many-producer ring of the LMAX Disruptor's multi-producer sequencer, on fixed 64-byte
+/// slots: a producer takes the next sequence with one fetch_add, waits (rarely) for the consumer to
+/// free the slot, copies its message and release-stores the slot's availability flag (the lap the
+/// sequence belongs to). The consumer reads slots while their flag says "this lap", then
+/// release-stores how far it got. No framing, no subscribers, no tags: the least a many-producer
+/// ring with one gap-free sequence can do.
+class MpRing {
+ public:
+  static constexpr std::size_t kSlot = 64;
+  explicit MpRing(std::uint64_t ring_bytes)
+      : slots_(ring_bytes / kSlot),
+        mask_(slots_ - 1),
+        shift_(static_cast<unsigned>(__builtin_ctzll(slots_))),
+        data_(static_cast<std::byte*>(::operator new(ring_bytes, std::align_val_t{4096}))),
+        flags_(new std::atomic<std::uint64_t>[slots_]) {
+    for (std::uint64_t i = 0; i < slots_; ++i) flags_[i].store(~std::uint64_t{0}, std::memory_order_relaxed);
+  }
+  MpRing(const MpRing&) = delete;
+  MpRing& operator=(const MpRing&) = delete;
+  ~MpRing() { ::operator delete(data_, std::align_val_t{4096}); }
+
+  /// Any producer thread: copies `n` <= kSlot bytes into the next slot.
+  void publish(const std::byte* src, std::size_t n) noexcept {
+    // Relaxed fetch_add: it only hands out sequences; the slot is published by its flag.
+    const std::uint64_t seq = next_.fetch_add(1, std::memory_order_relaxed);
+    // Acquire: pairs with the consumer's release of tail_; its reads of the slot are done.
+    while (seq - tail_.load(std::memory_order_acquire) >= slots_) cpu_relax();
+    std::memcpy(data_ + (seq & mask_) * kSlot, src, n);
+    // Release: pairs with the consumer's acquire of the flag.
+    flags_[seq & mask_].store(seq >> shift_, std::memory_order_release);
+  }
+
+  /// The consumer: calls f(slot) for the available run of up to `max` slots, then frees them.
+  template <class F>
+  std::uint64_t poll(std::uint64_t max, F&& f) {
+    std::uint64_t seq = tail_local_;
+    const std::uint64_t end = seq + max;
+    // Acquire: pairs with the producer's release of the flag.
+    while (seq != end && flags_[seq & mask_].load(std::memory_order_acquire) == (seq >> shift_)) {
+      f(data_ + (seq & mask_) * kSlot);
+      ++seq;
     }
-  });
+    const std::uint64_t got = seq - tail_local_;
+    if (got != 0) {
+      tail_local_ = seq;
+      tail_.store(seq, std::memory_order_release);  // pairs with the producers' acquire
+    }
+    return got;
+  }
+
+ private:
+  const std::uint64_t slots_, mask_;
+  const unsigned shift_;
+  std::byte* const data_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> flags_;
+  alignas(pushpoll::bench::kCacheLine) std::atomic<std::uint64_t> next_{0};   // producers
+  alignas(pushpoll::bench::kCacheLine) std::atomic<std::uint64_t> tail_{0};   // consumer
+  alignas(pushpoll::bench::kCacheLine) std::uint64_t tail_local_ = 0;        // consumer-local
+};
+
+/// P producer threads (the benchmark thread and P - 1 more), each publishing its share of every
+/// iteration, and one consumer checking per-producer order and completeness. More busy threads than
+/// the machine's two cores: nothing is pinned, the consumer yields after a few empty polls (as do
+/// idle producers between rounds), and the scheduler preempts producers anywhere, mid-claim
+/// included.
+template <class Publish, class Consume>
+void many_to_one(benchmark::State& state, unsigned producers, std::uint64_t per_iteration, std::uint64_t warmup,
+                 std::size_t bytes, Publish&& publish, Consume&& consume) {
+  Shared shared;
+  const auto share = [producers](std::uint64_t total, unsigned p) {
+    return total / producers + (p < total % producers ? 1 : 0);
+  };
+  std::vector<std::thread> others;
+  for (unsigned p = 1; p < producers; ++p) {
+    others.emplace_back([&, p] {
+      std::vector<std::byte> message(bytes, kFiller);
+      std::uint64_t seen = 0, sent = 0;
+      IdleWait wait(true);
+      for (;;) {
+        // Acquire: pairs with the benchmark thread's release of the round.
+        const std::uint64_t round = shared.round.load(std::memory_order_acquire);
+        if (round == seen) {
+          if (shared.stop.load(std::memory_order_acquire)) return;
+          wait.idle();
+          continue;
+        }
+        wait.busy();
+        seen = round;
+        const std::uint64_t count = share(round == 1 ? warmup : per_iteration, p);
+        try {
+          for (std::uint64_t i = 0; i < count; ++i) {
+            write_counter(message.data(), pushpoll::bench::tagged_counter(p, sent++));
+            publish(message);
+          }
+        } catch (const std::exception& e) {
+          shared.fail("producer " + std::to_string(p) + " threw: " + e.what());
+          return;
+        }
+      }
+    });
+  }
   std::thread consumer([&] {
     try {
-      consume_topic(sub, shared, bytes, 2, true);
+      consume(shared);
     } catch (const std::exception& e) {
       shared.fail(std::string("consumer threw: ") + e.what());
     }
   });
-
-  // Producer 0: the benchmark thread.
   std::vector<std::byte> message(bytes, kFiller);
   std::uint64_t sent = 0, target = 0;
-  auto round = [&](std::uint64_t count) {
-    shared.round.fetch_add(1, std::memory_order_release);  // pairs with producer 1's acquire
+  auto round = [&](std::uint64_t total) {
+    shared.round.fetch_add(1, std::memory_order_release);  // pairs with the producers' acquire
     try {
-      for (std::uint64_t i = 0; i < count; ++i) {
+      for (std::uint64_t i = 0, n = share(total, 0); i < n; ++i) {
         write_counter(message.data(), pushpoll::bench::tagged_counter(0, sent++));
-        topic.publish(message);
+        publish(message);
       }
     } catch (const std::exception& e) {
       shared.fail(std::string("producer 0 threw: ") + e.what());
       return false;
     }
-    target += 2 * count;
+    target += total;
     return shared.wait_consumed(target, /*yield=*/true);
   };
-  if (!round(warmup_half)) state.SkipWithError(shared.error_text().c_str());
+  if (!round(warmup)) state.SkipWithError(shared.error_text().c_str());
   for (auto _ : state) {
-    if (!round(half)) {
+    if (!round(per_iteration)) {
       state.SkipWithError(shared.error_text().c_str());
       break;
     }
   }
   shared.stop.store(true, std::memory_order_release);  // pairs with the workers' acquire
-  second.join();
+  for (auto& t : others) t.join();
   consumer.join();
-  report(state, n, bytes, false);
+  report(state, per_iteration, bytes, false);
 }
-BENCHMARK(BM_Pushpoll_TwoToOne)
-    ->Apply(one_to_one_sizes);
+
+void many_to_one_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"producers", "bytes", "msgs"})
+      ->Args({1, 64, std::int64_t{1} << 20})
+      ->Args({2, 64, std::int64_t{1} << 20})
+      ->Args({3, 64, std::int64_t{1} << 20})
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+// 1, 2 or 3 producers calling the default Topic::publish, one consumer (a Subscriber polling up to
+// 4096, checking every message and each producer's order, yielding after a few empty polls).
+// Compare with BM_MpRing_ManyToOne, the reference, at the same producer count.
+void BM_Pushpoll_ManyToOne(benchmark::State& state) {
+  const auto producers = static_cast<unsigned>(state.range(0));
+  const auto bytes = static_cast<std::size_t>(state.range(1));
+  const auto n = static_cast<std::uint64_t>(state.range(2));
+  pushpoll::Hub hub;
+  pushpoll::Topic& topic = hub.topic("bench", bench_topic_options(false));
+  pushpoll::Subscriber sub = topic.subscribe(pushpoll::Start::oldest);
+  many_to_one(
+      state, producers, n, one_lap(pushpoll::detail::record_bytes(bytes), n), bytes,
+      [&](const std::vector<std::byte>& m) { topic.publish(m); },
+      [&](Shared& shared) { consume_topic(sub, shared, bytes, producers, ConsumerIdle(Idle::pause, true)); });
+  state.counters["revocations"] = static_cast<double>(topic.stats().bias_revocations);
+}
+BENCHMARK(BM_Pushpoll_ManyToOne)->Apply(many_to_one_args);
+
+// Reference for BM_Pushpoll_ManyToOne: the Disruptor-style MpRing, same threads, same consumer loop
+// and checks.
+void BM_MpRing_ManyToOne(benchmark::State& state) {
+  const auto producers = static_cast<unsigned>(state.range(0));
+  const auto bytes = static_cast<std::size_t>(state.range(1));
+  const auto n = static_cast<std::uint64_t>(state.range(2));
+  if (bytes > MpRing::kSlot) {
+    state.SkipWithError("messages over the slot size (64 bytes)");
+    return;
+  }
+  MpRing ring(kRingBytes);
+  many_to_one(
+      state, producers, n, one_lap(MpRing::kSlot, n), bytes,
+      [&](const std::vector<std::byte>& m) { ring.publish(m.data(), m.size()); },
+      [&](Shared& shared) {
+        std::uint64_t next[4] = {0, 0, 0, 0}, consumed = 0, sink = 0;
+        bool checking = true;
+        ConsumerIdle wait(Idle::pause, true);
+        while (true) {
+          const std::uint64_t got = ring.poll(kPollMax, [&](const std::byte* slot) {
+            if (checking) {
+              const std::uint64_t counter = read_counter(slot);
+              const std::uint64_t p = counter >> 56, k = counter & ((std::uint64_t{1} << 56) - 1);
+              if (p >= producers || k != next[p]) {
+                shared.fail(mismatch("per-producer order", p < producers ? next[p] : producers, k));
+                checking = false;
+              } else {
+                ++next[p];
+              }
+              sink += static_cast<std::uint8_t>(slot[bytes - 1]);
+            }
+          });
+          if (got == 0) {
+            if (shared.stop.load(std::memory_order_acquire)) break;
+            wait.idle();
+            continue;
+          }
+          wait.busy();
+          consumed += got;
+          shared.consumed.store(consumed, std::memory_order_release);  // pairs with wait_consumed()
+        }
+        benchmark::DoNotOptimize(sink);
+      });
+}
+BENCHMARK(BM_MpRing_ManyToOne)->Apply(many_to_one_args);
+
+// A held claim: one thread claims a message and holds the claim for 200 ms (building it in place,
+// or preempted) while another publishes 1,000 messages. Manual time: how long those 1,000
+// publishes take (the bar: under 10 ms; no producer waits for another). The counter
+// `seen_before_commit` is how many of them a reader polling meanwhile saw before the held claim was
+// committed (must be 0: readers see the committed prefix only), and `seen_after` how many it saw
+// once it was (must be 1,001).
+void BM_Pushpoll_HeldClaim(benchmark::State& state) {
+  using clock = std::chrono::steady_clock;
+  constexpr std::uint64_t kBehind = 1000;
+  const auto hold = std::chrono::milliseconds(state.range(0));
+  std::uint64_t seen_before = 0, seen_after = 0;
+  double worst_ms = 0;
+  for (auto _ : state) {
+    pushpoll::Hub hub;
+    pushpoll::Topic& topic = hub.topic("bench", bench_topic_options(false));
+    pushpoll::Subscriber sub = topic.subscribe(pushpoll::Start::oldest);
+    std::atomic<int> phase{0};  // 1: claim held; 2: publishes done; release/acquire hand-offs
+    std::thread holder([&] {
+      pushpoll::Claim c = topic.claim(64);
+      std::memset(c.data().data(), 0x11, 64);
+      phase.store(1, std::memory_order_release);
+      std::this_thread::sleep_for(hold);
+      c.commit(1);
+    });
+    while (phase.load(std::memory_order_acquire) < 1) std::this_thread::yield();
+    std::vector<std::byte> message(64, kFiller);
+    const auto t0 = clock::now();
+    for (std::uint64_t i = 0; i < kBehind; ++i) topic.publish(message);
+    const auto took = clock::now() - t0;
+    for (pushpoll::Batch b = sub.poll(kPollMax); !b.empty(); b = sub.poll(kPollMax)) seen_before += b.size();
+    holder.join();
+    for (pushpoll::Batch b = sub.poll(kPollMax); !b.empty(); b = sub.poll(kPollMax)) seen_after += b.size();
+    const double seconds = std::chrono::duration<double>(took).count();
+    worst_ms = std::max(worst_ms, seconds * 1e3);
+    state.SetIterationTime(seconds);
+  }
+  state.counters["seen_before_commit"] = static_cast<double>(seen_before);
+  state.counters["seen_after"] = benchmark::Counter(static_cast<double>(seen_after), benchmark::Counter::kAvgIterations);
+  state.counters["worst_ms"] = worst_ms;
+  state.SetItemsProcessed(static_cast<std::int64_t>(kBehind) * state.iterations());
+}
+BENCHMARK(BM_Pushpoll_HeldClaim)
+    ->ArgNames({"hold_ms"})
+    ->Arg(200)
+    ->Iterations(3)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 // One thread hosting `subs` subscribers on one topic of `bytes`-byte messages. Each iteration
 // publishes a chunk of `chunk` messages (default publish, same thread), then every subscriber polls

@@ -160,7 +160,7 @@ def test_full_after_publish_timeout(make_topic):
         for i in range(1000):
             t.publish(payload(i, 64))
     assert time.monotonic() - start >= 0.05
-    assert not t.try_publish(b"x")
+    assert not t.try_publish(payload(0, 64))
     s = t.stats()
     assert s.full_timeouts >= 2 and s.full_waits >= 1
 

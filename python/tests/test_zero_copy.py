@@ -54,8 +54,8 @@ def test_numpy_shares_memory_with_the_ring_across_subscribers(filled):
         assert a1[0] == m1.seq
         addresses.append(a1.ctypes.data)
         del a1, a2
-    # Records are consecutive in the ring: a 16 B header, then the 64 B payload.
-    assert np.all(np.diff(addresses) == 80)
+    # Records are consecutive in the ring: an 8 B prefix (size, tag), then the 64 B payload.
+    assert np.all(np.diff(addresses) == 72)
     assert b1.release() and b2.release()
 
 

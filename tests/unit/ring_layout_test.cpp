@@ -174,7 +174,7 @@ TEST(RingLayout, TopicRegionIsStateThenSlotsThenTheIndexThenAPageAlignedRecordAr
   const RingState& s = ring.state();
   EXPECT_EQ(s.capacity, 8192u);
   EXPECT_EQ(s.mask, 8191u);
-  EXPECT_EQ(s.index_size, 128u) << "capacity / 64";
+  EXPECT_EQ(s.index_size, 256u) << "capacity / 32";
   EXPECT_EQ(s.max_message, 2048u);
   EXPECT_EQ(s.max_subscribers, 10u);
   EXPECT_EQ(s.retire_chunk, 512u) << "a sixteenth of the ring";
@@ -192,10 +192,10 @@ TEST(RingLayout, TopicRegionIsStateThenSlotsThenTheIndexThenAPageAlignedRecordAr
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(ring.at(0)) % 4096, 0u);
 }
 
-TEST(RingLayout, IndexSizeDefaultsToAQuarterOfACacheLinePerRingLineAndCanBeSet) {
+TEST(RingLayout, IndexSizeDefaultsToOneEntryPer32RingBytesAndCanBeSet) {
   Hub hub;
-  EXPECT_EQ(hub.topic("small", test::small_topic(4096)).ring().index_size(), 64u) << "at least 64";
-  EXPECT_EQ(hub.topic("big", test::small_topic(1 << 20)).ring().index_size(), 16384u);
+  EXPECT_EQ(hub.topic("small", test::small_topic(4096)).ring().index_size(), 128u);
+  EXPECT_EQ(hub.topic("big", test::small_topic(1 << 20)).ring().index_size(), 32768u);
   TopicOptions opt = test::small_topic(1 << 20);
   opt.index_size = 1 << 16;
   EXPECT_EQ(hub.topic("set", opt).ring().index_size(), 65536u);

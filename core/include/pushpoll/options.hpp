@@ -21,8 +21,9 @@ struct TopicOptions {
   /// Ring size in bytes: a power of two from 4 KiB to 32 GiB.
   std::uint64_t capacity = std::uint64_t{1} << 20;
   /// The most messages retained at once (entries in the commit index, 16 bytes each): a power of
-  /// two up to 2^27. 0 means the default, capacity / 64 (at least 64): room for the whole ring at
-  /// 56-byte payloads; smaller messages are retained by count rather than by bytes.
+  /// two up to 2^27. 0 means the default, capacity / 32 (at least 64): the whole ring is used by
+  /// payloads of 24 bytes or more; smaller messages are retained by count rather than by bytes.
+  /// The index takes index_size * 16 bytes beside the ring (by default half the capacity).
   std::uint64_t index_size = 0;
   /// Largest payload in bytes. 0 means the default: the smaller of 64 KiB and capacity / 4.
   std::uint32_t max_message = 0;
@@ -47,7 +48,7 @@ struct TopicOptions {
   /// index_size with the default applied.
   [[nodiscard]] std::uint64_t effective_index_size() const noexcept {
     if (index_size != 0) return index_size;
-    const std::uint64_t n = capacity / 64;
+    const std::uint64_t n = capacity / 32;
     return n < 64 ? 64 : n;
   }
   /// max_message with the default applied.
