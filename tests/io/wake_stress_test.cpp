@@ -453,6 +453,89 @@ TEST_P(WakeStress, PublishRacingWakeGroupsArmingTheirMembersIsNeverLost) {
   EXPECT_EQ(errors.load(), 0u) << "a quiet member was reported, or a message came twice or out of order";
 }
 
+TEST_P(WakeStress, ProducersStalledAndExpiredMidClaimLoseNoMessageAndNoWakeUp) {
+  // Three producers build every message in place (claim, write, commit). Now and then one stalls
+  // mid-claim for longer than claim_timeout, or drops its claim; the subscribers behind it (parked
+  // in wait() without timeout, or polling) expire the stalled claim and read on. A producer whose
+  // commit throws ClaimExpired, or who dropped its claim, publishes that message again: every
+  // (producer, n) must reach both subscribers exactly once, in each producer's order, and no
+  // subscriber may sleep through a message (the watchdog; wakeups_recovered == 0).
+  constexpr std::uint32_t kProducers = 3, kSubscribers = 2;
+  const std::uint64_t per_producer = scaled(5'000);
+  Hub hub(hub_options());
+  TopicOptions opt;
+  opt.capacity = 1 << 16;
+  opt.claim_timeout = kTsan ? 60ms : 20ms;
+  Topic& t = hub.topic("stalls", opt);
+  std::atomic<std::uint64_t> errors{0}, expired_commits{0}, dropped{0};
+  Watchdog dog("WakeStress.ProducersStalledAndExpiredMidClaimLoseNoMessageAndNoWakeUp/" +
+               config_name(GetParam()));
+  std::vector<Subscriber> subs;
+  for (std::uint32_t s = 0; s < kSubscribers; ++s) subs.push_back(t.subscribe(Start::oldest));
+  std::vector<std::thread> threads;
+  for (std::uint32_t s = 0; s < kSubscribers; ++s) {
+    threads.emplace_back([&, s] {
+      Subscriber& sub = subs[s];
+      std::array<std::uint64_t, kProducers> next{};
+      std::uint64_t got = 0;
+      while (got < kProducers * per_producer) {
+        Batch b = sub.poll();
+        if (b.gap() != 0) errors.fetch_add(1);
+        if (b.empty()) {
+          b.release();
+          (void)sub.wait(kForever);
+          continue;
+        }
+        for (const Message& m : b) {
+          if (m.aborted) continue;  // a dropped or expired claim
+          const std::uint64_t w = word_of(m);
+          const auto p = static_cast<std::uint32_t>(w >> 32);
+          if (p >= kProducers || (w & 0xffffffffu) != next[p]) {
+            errors.fetch_add(1);
+            continue;
+          }
+          ++next[p];
+          ++got;
+        }
+        if (s == 0) dog.tick();
+      }
+    });
+  }
+  for (std::uint32_t p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      std::mt19937 rng(300 + p);
+      for (std::uint64_t n = 0; n < per_producer; ++n) {
+        const std::uint64_t word = (std::uint64_t{p} << 32) | n;
+        const auto r = rng() % 1000;
+        Claim c = t.claim(sizeof word);
+        std::memcpy(c.data().data(), &word, sizeof word);
+        if (r == 0) {
+          c.abort();  // dropped: publish it again
+          dropped.fetch_add(1);
+          t.publish(bytes_of(word));
+          continue;
+        }
+        if (r == 1) std::this_thread::sleep_for(opt.claim_timeout * 3 / 2);  // stalled mid-claim
+        if (r % 2 == 0) std::this_thread::sleep_for(20us);  // paced: others publish through a stall
+        try {
+          c.commit();
+        } catch (const ClaimExpired&) {
+          expired_commits.fetch_add(1);
+          t.publish(bytes_of(word));
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  settle(t);
+  EXPECT_EQ(errors.load(), 0u) << "a message lost, twice, out of its producer's order, or a gap";
+  EXPECT_GT(dropped.load(), 0u);
+  EXPECT_EQ(t.stats().expired, expired_commits.load()) << "every expiry must fail exactly one commit";
+  EXPECT_GT(expired_commits.load(), 0u) << "no claim expired: the test proved less than it claims";
+  RecordProperty("expired", std::to_string(expired_commits.load()));
+  EXPECT_EQ(hub.wake_stats().wakeups_recovered, 0u) << "a push was lost and the safety net found the message";
+}
+
 TEST_P(WakeStress, CloseRacingSubscribersThatGoToSleep) {
   // Each round: a fresh topic, subscribers heading into wait() without timeout, and a close() at a
   // random moment. Every subscriber must end with Closed.
