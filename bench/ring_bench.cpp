@@ -188,7 +188,12 @@ class BareRing {
       // Acquire: pairs with the consumer's release of tail_; its reads of the slot are done.
       while ((tail_cache_ = tail_.load(std::memory_order_acquire)) + slots_ == head) cpu_relax();
     }
-    std::memcpy(data_ + (head & mask_) * SlotBytes, src, n);
+    std::byte* slot = data_ + (head & mask_) * SlotBytes;
+    if (n == SlotBytes) {
+      std::memcpy(slot, src, SlotBytes);  // a constant size: inlined moves, no call
+    } else {
+      std::memcpy(slot, src, n);
+    }
     // Release: pairs with the acquire in poll(); the slot's bytes are visible with the new head.
     head_.store(head + 1, std::memory_order_release);
     head_local_ = head + 1;

@@ -22,7 +22,7 @@ void TopicOptions::validate() const {
   }
   if (capacity > detail::kMaxCapacity) {
     throw Error("pushpoll: capacity " + std::to_string(capacity) + " is over the limit of " +
-                std::to_string(detail::kMaxCapacity) + " bytes (32 GiB)");
+                std::to_string(detail::kMaxCapacity) + " bytes (16 GiB)");
   }
   if (index_size != 0 && (index_size < 64 || !power_of_two(index_size))) {
     throw Error("pushpoll: index_size " + std::to_string(index_size) +
@@ -31,6 +31,10 @@ void TopicOptions::validate() const {
   if (effective_index_size() > detail::kMaxIndexSize) {
     throw Error("pushpoll: index_size " + std::to_string(effective_index_size()) + " is over the limit of " +
                 std::to_string(detail::kMaxIndexSize) + " messages");
+  }
+  if (max_message > detail::kMaxMessage) {
+    throw Error("pushpoll: max_message " + std::to_string(max_message) + " is over the limit of " +
+                std::to_string(detail::kMaxMessage) + " bytes");
   }
   if (max_message != 0 && max_message > capacity / 4) {
     throw Error("pushpoll: max_message " + std::to_string(max_message) +

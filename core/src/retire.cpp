@@ -108,14 +108,16 @@ Topic::Retired Topic::retire(std::uint64_t end_pos, std::uint64_t end_seq, std::
     const std::uint64_t limit = overwrite_ ? ~std::uint64_t{0} : gate();
     why = Retired::enough;
     bool at_gate = false;
+    // Walk the index only (the ring is not touched): each entry gives where its payload starts and
+    // how long it is, so retiring message q frees every byte up to the end of q's payload.
     while (r < want_pos || q < want_seq) {
       if (q >= limit) {
         why = Retired::gated;
         at_gate = true;
         break;
       }
-      // Acquire: pairs with SYNC(commit); the record is complete, and our reads of it (its size)
-      // happen-before the retire point's store, so before anyone writes over it.
+      // Acquire: pairs with SYNC(commit); the message is complete, and our read of its entry
+      // happens-before the retire point's store, so before anyone reuses the entry.
       const std::uint64_t word = ring_.entry(q).word.load(std::memory_order_acquire);
       if (!detail::entry_done(word, q)) {
         // Relaxed: the claim word only tells a claim in progress from the frontier; unpacked
@@ -133,9 +135,10 @@ Topic::Retired Topic::retire(std::uint64_t end_pos, std::uint64_t end_seq, std::
         break;
       }
       if (!(word & detail::kEntryNoPos)) {
-        // Relaxed: ordered after the acquire of the mark.
-        const std::uint64_t p = ring_.entry(q).pos.load(std::memory_order_relaxed);
-        r = std::max(r, p + detail::record_bytes(ring_.prefix(p).size));
+        // Relaxed: ordered after the acquire of the mark. Unpacked against r, at most a ring
+        // behind the payload.
+        const std::uint64_t info = ring_.entry(q).info.load(std::memory_order_relaxed);
+        r = std::max(r, detail::info_pos(info, r) + detail::record_bytes(detail::info_size(info)));
       }
       ++q;
     }

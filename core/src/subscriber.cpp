@@ -175,7 +175,7 @@ bool detail::SubscriberCore::held_back() noexcept {
 }
 
 std::uint64_t Batch::span_bytes() const noexcept {
-  // From the first record with a position to the end of the last one (expired claims have none).
+  // From the first payload with a position to the end of the last one (expired claims have none).
   std::uint64_t first = 0, end = 0;
   bool any = false;
   for (std::uint64_t k = 0; k < records_; ++k) {
@@ -184,10 +184,11 @@ std::uint64_t Batch::span_bytes() const noexcept {
     const std::uint64_t word = e.word.load(std::memory_order_acquire);
     if (!detail::entry_done(word, begin_seq_ + k)) break;  // overwritten (release() says so)
     if (word & detail::kEntryNoPos) continue;
-    const std::uint64_t p = e.pos.load(std::memory_order_relaxed);
+    const std::uint64_t info = e.info.load(std::memory_order_relaxed);
+    const std::uint64_t p = detail::info_pos(info, any ? first : ring_.state().retire_pos.load(std::memory_order_acquire));
     if (!any) first = p;
     any = true;
-    end = p + detail::record_bytes(ring_.prefix(p).size);
+    end = p + detail::record_bytes(detail::info_size(info));
   }
   return any ? end - first : 0;
 }

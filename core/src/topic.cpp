@@ -70,7 +70,7 @@ Topic::Topic(std::string name, const TopicOptions& options,
   for (std::uint64_t i = 0; i < entries; ++i) {
     auto* e = new (region_ + index_offset + i * sizeof(detail::IndexEntry)) detail::IndexEntry{};
     e->word.store(((i - entries) & detail::kSeqMask) | detail::kEntryNoPos, std::memory_order_relaxed);
-    e->pos.store(0, std::memory_order_relaxed);
+    e->info.store(0, std::memory_order_relaxed);
   }
   ring_ = detail::RingView(region_);
 }
@@ -245,10 +245,10 @@ bool Topic::expire(std::uint64_t seq) noexcept {
   }
   bool won = false;
   word = e.word.load(std::memory_order_acquire);
-  std::uint64_t pos = e.pos.load(std::memory_order_relaxed);
+  std::uint64_t info = e.info.load(std::memory_order_relaxed);
   while (stale_for(word, seq)) {
     // The same compare-and-swap as a committer's: exactly one of us moves the entry to `seq`.
-    if (detail::cas_entry(e, word, pos, (seq & detail::kSeqMask) | detail::kEntryAborted | detail::kEntryNoPos, 0)) {
+    if (detail::cas_entry(e, word, info, (seq & detail::kSeqMask) | detail::kEntryAborted | detail::kEntryNoPos, 0)) {
       won = true;
       break;
     }
@@ -315,7 +315,7 @@ std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> m
   for (const auto& m : messages) {
     const std::uint64_t bytes = detail::record_bytes(m.size());
     p = ring_.placement(p, bytes);
-    write_record(p, m, tag);
+    write_payload(p, m);
     p += bytes;
   }
   // Each message commits its own entry; readers see them one by one. A commit can only fail if
@@ -325,7 +325,7 @@ std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> m
   for (std::uint64_t k = 0; k < messages.size(); ++k) {
     const std::uint64_t bytes = detail::record_bytes(messages[k].size());
     p = ring_.placement(p, bytes);
-    if (!commit(r.seq + k, p, 0)) ++lost;
+    if (!commit(r.seq + k, detail::pack_info(p, messages[k].size(), tag), 0)) ++lost;
     p += bytes;
   }
   after_commit(r.seq + messages.size() - 1, std::uint64_t{1} << tag);
@@ -344,9 +344,7 @@ Claim Topic::claim(std::size_t size) {
   detail::Reservation r;
   reserve(1, [this, bytes](std::uint64_t p) noexcept { return ring_.placement(p, bytes) + bytes; }, Wait::yes, r);
   const std::uint64_t start = ring_.placement(r.pos, bytes);
-  const detail::RecordPrefix prefix{static_cast<std::uint32_t>(size), 0, {}};
-  std::memcpy(ring_.at(start), &prefix, sizeof prefix);
-  return Claim(this, r.seq, start, std::span<std::byte>(ring_.at(start) + sizeof prefix, size));
+  return Claim(this, r.seq, detail::pack_info(start, size, 0), std::span<std::byte>(ring_.at(start), size));
 }
 
 std::uint64_t Claim::commit(unsigned tag) {
@@ -354,13 +352,7 @@ std::uint64_t Claim::commit(unsigned tag) {
   Topic::check_tag(tag);
   Topic* t = topic_;
   end();
-  // The tag goes into the prefix written at claim(); the commit publishes it. Not into a record
-  // that expired (its bytes may carry a later message by now).
-  // Relaxed: as in Topic::commit(), which checks again.
-  if (t->stale_for(t->ring_.entry(seq_).word.load(std::memory_order_relaxed), seq_)) {
-    reinterpret_cast<detail::RecordPrefix*>(t->ring_.at(pos_))->tag = static_cast<std::uint8_t>(tag);
-  }
-  if (!t->commit(seq_, pos_, 0)) {
+  if (!t->commit(seq_, (info_ & ~(std::uint64_t{63} << detail::kInfoTagShift)) | (std::uint64_t{tag} << detail::kInfoTagShift), 0)) {
     throw ClaimExpired("pushpoll: the claim of seq " + std::to_string(seq_) + " on topic '" + t->name() +
                        "' was held longer than claim_timeout and went out as an aborted message");
   }
@@ -372,7 +364,7 @@ void Claim::abort() noexcept {
   if (topic_ == nullptr) return;
   Topic* t = topic_;
   end();
-  if (!t->commit(seq_, pos_, detail::kEntryAborted)) return;  // expired: aborted already
+  if (!t->commit(seq_, info_, detail::kEntryAborted)) return;  // expired: aborted already
   t->after_commit(seq_, 1);  // an aborted message carries tag 0
   t->ring_.state().aborted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
 }
@@ -382,7 +374,7 @@ Claim& Claim::operator=(Claim&& other) noexcept {
     abort();
     topic_ = other.topic_;
     seq_ = other.seq_;
-    pos_ = other.pos_;
+    info_ = other.info_;
     data_ = other.data_;
     other.end();
   }

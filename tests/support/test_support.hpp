@@ -166,9 +166,9 @@ inline bool inside_ring(const Topic& topic, std::span<const std::byte> data) noe
   return data.data() >= lo && data.data() + data.size() <= hi;
 }
 
-/// Offset in the record area of the record (its prefix) of the message whose payload is `data`.
+/// Offset in the ring of the payload `data`.
 inline std::uint64_t record_index(const Topic& topic, std::span<const std::byte> data) noexcept {
-  return static_cast<std::uint64_t>(data.data() - topic.ring().at(0)) - sizeof(detail::RecordPrefix);
+  return static_cast<std::uint64_t>(data.data() - topic.ring().at(0));
 }
 
 }  // namespace pushpoll::test

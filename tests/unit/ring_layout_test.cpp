@@ -1,6 +1,6 @@
-// pushpoll/detail/ring.hpp: the region layout, the commit index, record framing, the packed claim
-// word, and walks over an index built by hand (a message not yet committed, an aborted one, a
-// record that would leave the ring).
+// pushpoll/detail/ring.hpp: the region layout, the commit index and its packed entries, the packed
+// claim word, and walks over an index built by hand (a message not yet committed, an aborted one, a
+// payload that would leave the ring).
 #include <gtest/gtest.h>
 
 #include <cstddef>
@@ -16,9 +16,7 @@ namespace {
 
 // ---- static layout ----------------------------------------------------------------------------
 
-static_assert(offsetof(RecordPrefix, size) == 0);
-static_assert(offsetof(RecordPrefix, tag) == 4);
-static_assert(offsetof(IndexEntry, word) == 0 && offsetof(IndexEntry, pos) == 8);
+static_assert(offsetof(IndexEntry, word) == 0 && offsetof(IndexEntry, info) == 8);
 static_assert((kEntryAborted & kEntryNoPos) == 0 && ((kEntryAborted | kEntryNoPos) & kSeqMask) == 0,
               "entry flags are distinct bits above the seq");
 static_assert(sizeof(SubscriberSlot) == kCacheLine && alignof(SubscriberSlot) == kCacheLine);
@@ -29,17 +27,33 @@ static_assert(offsetof(RingState, expiring) / kCacheLine == offsetof(RingState, 
               "committers read `expiring` on the line they claim on");
 static_assert(offsetof(RingState, full_waits) % kCacheLine == 0, "rare counters off the hot lines");
 
-TEST(RingLayout, RecordsAreAPrefixPlusPayloadRoundedToEightBytes) {
-  EXPECT_EQ(record_bytes(0), 8u);
-  EXPECT_EQ(record_bytes(1), 16u);
-  EXPECT_EQ(record_bytes(8), 16u);
-  EXPECT_EQ(record_bytes(9), 24u);
-  EXPECT_EQ(record_bytes(56), 64u) << "a 56-byte payload fills one cache line";
-  EXPECT_EQ(record_bytes(65536), 65544u);
+TEST(RingLayout, RecordsArePayloadsRoundedToEightBytes) {
+  EXPECT_EQ(record_bytes(0), 0u);
+  EXPECT_EQ(record_bytes(1), 8u);
+  EXPECT_EQ(record_bytes(8), 8u);
+  EXPECT_EQ(record_bytes(9), 16u);
+  EXPECT_EQ(record_bytes(64), 64u) << "a 64-byte message fills one cache line, no more";
+  EXPECT_EQ(record_bytes(65536), 65536u);
   for (std::uint64_t n = 0; n < 100; ++n) {
     EXPECT_EQ(record_bytes(n) % kRecordAlign, 0u);
-    EXPECT_GE(record_bytes(n), sizeof(RecordPrefix) + n);
-    EXPECT_LT(record_bytes(n), sizeof(RecordPrefix) + n + kRecordAlign);
+    EXPECT_GE(record_bytes(n), n);
+    EXPECT_LT(record_bytes(n), n + kRecordAlign);
+  }
+}
+
+TEST(IndexInfo, PacksPositionSizeAndTagAndUnpacksThemExactly) {
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 100000; ++i) {
+    const std::uint64_t pos = (rng() >> 2) & ~std::uint64_t{7};
+    const std::uint64_t size = rng() % (kMaxMessage + 1);
+    const unsigned tag = static_cast<unsigned>(rng() % 64);
+    const std::uint64_t info = pack_info(pos, size, tag);
+    ASSERT_EQ(info_size(info), size);
+    ASSERT_EQ(info_tag(info), tag);
+    const std::uint64_t mask = (std::uint64_t{1} << (12 + rng() % 23)) - 1;  // 4 KiB .. 16 GiB rings
+    ASSERT_EQ(info_offset(info, mask), pos & mask);
+    const std::uint64_t back = (rng() % kMaxCapacity) & ~std::uint64_t{7};
+    ASSERT_EQ(info_pos(info, pos - std::min(pos, back)), pos);
   }
 }
 
@@ -91,16 +105,14 @@ class HandBuiltRing : public ::testing::Test {
     for (std::uint64_t i = 0; i < kEntries; ++i) {
       auto* e = new (region_->bytes + kStateBytes + i * sizeof(IndexEntry)) IndexEntry{};
       e->word.store(((i - kEntries) & kSeqMask) | kEntryNoPos);
-      e->pos.store(0);
+      e->info.store(0);
     }
     ring_ = RingView(region_->bytes);
   }
 
-  /// Writes message `seq`'s record at `pos` and commits its entry.
+  /// Commits message `seq` with its payload at `pos`.
   void commit(std::uint64_t seq, std::uint64_t pos, std::uint32_t size, std::uint8_t tag = 0) {
-    const RecordPrefix p{size, tag, {}};
-    std::memcpy(ring_.at(pos), &p, sizeof p);
-    ring_.entry(seq).pos.store(pos);
+    ring_.entry(seq).info.store(pack_info(pos, size, tag));
     ring_.entry(seq).word.store(seq & kSeqMask);
   }
 
@@ -135,7 +147,7 @@ TEST_F(HandBuiltRing, AWalkReadsCommittedMessagesAndStopsAtTheFirstUncommittedOn
   ASSERT_TRUE(w.next(r));
   EXPECT_EQ(r.size, 10u);
   EXPECT_EQ(r.tag, 3);
-  EXPECT_EQ(r.payload, ring_.at(0) + sizeof(RecordPrefix));
+  EXPECT_EQ(r.payload, ring_.at(0));
   ASSERT_TRUE(w.next(r));
   EXPECT_EQ(r.size, 0u);
   EXPECT_EQ(r.tag, 4);
@@ -153,8 +165,8 @@ TEST_F(HandBuiltRing, AnAbortedEntryIsAnEmptyMessageWithNoRecord) {
   EXPECT_EQ(r.tag, 0);
 }
 
-TEST_F(HandBuiltRing, AWalkRefusesARecordThatWouldLeaveTheRingOrExceedMaxMessage) {
-  commit(0, kCapacity - 16, 9);  // 8 + 9 bytes from 16 before the end
+TEST_F(HandBuiltRing, AWalkRefusesAPayloadThatWouldLeaveTheRingOrExceedMaxMessage) {
+  commit(0, kCapacity - 16, 17);  // 17 bytes from 16 before the end
   MessageWalk w(ring_, 0, 1024);
   RecordView r{};
   EXPECT_FALSE(w.next(r));

@@ -44,15 +44,15 @@ class Claim {
 
  private:
   friend class Topic;
-  Claim(Topic* topic, std::uint64_t seq, std::uint64_t pos, std::span<std::byte> data) noexcept
-      : topic_(topic), seq_(seq), pos_(pos), data_(data) {}
+  Claim(Topic* topic, std::uint64_t seq, std::uint64_t info, std::span<std::byte> data) noexcept
+      : topic_(topic), seq_(seq), info_(info), data_(data) {}
   void end() noexcept {
     topic_ = nullptr;
     data_ = {};
   }
   Topic* topic_ = nullptr;
   std::uint64_t seq_ = 0;
-  std::uint64_t pos_ = 0;
+  std::uint64_t info_ = 0;  // the index entry it will commit (detail::pack_info), tag 0
   std::span<std::byte> data_{};
 };
 

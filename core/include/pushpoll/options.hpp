@@ -18,14 +18,15 @@ enum class Overflow : std::uint8_t {
 
 /// Options of one topic. Compared field by field when a name is looked up again.
 struct TopicOptions {
-  /// Ring size in bytes: a power of two from 4 KiB to 32 GiB.
+  /// Ring size in bytes: a power of two from 4 KiB to 16 GiB.
   std::uint64_t capacity = std::uint64_t{1} << 20;
   /// The most messages retained at once (entries in the commit index, 16 bytes each): a power of
   /// two up to 2^27. 0 means the default, capacity / 32 (at least 64): the whole ring is used by
   /// payloads of 24 bytes or more; smaller messages are retained by count rather than by bytes.
   /// The index takes index_size * 16 bytes beside the ring (by default half the capacity).
   std::uint64_t index_size = 0;
-  /// Largest payload in bytes. 0 means the default: the smaller of 64 KiB and capacity / 4.
+  /// Largest payload in bytes, at most capacity / 4 and under 64 MiB. 0 means the default: the
+  /// smaller of 64 KiB and capacity / 4.
   std::uint32_t max_message = 0;
   Overflow overflow = Overflow::block;
   /// How long a blocking publish waits for room (Overflow::block).

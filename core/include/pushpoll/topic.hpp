@@ -172,15 +172,17 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// The slowest attached cursor (Overflow::block), detaching subscribers that have been stalled
   /// for stall_timeout. Caller holds `retiring`.
   std::uint64_t gate() noexcept;
-  /// Commits message `seq` (its record at `pos`, or none when `flags` has kEntryAborted): one
-  /// index entry. False when the claim expired first.
-  bool commit(std::uint64_t seq, std::uint64_t pos, std::uint64_t flags) noexcept;
+  /// Commits message `seq` (`info`: its payload's position, size and tag; with kEntryAborted in
+  /// `flags`, an empty message): one index entry. False when the claim expired first.
+  bool commit(std::uint64_t seq, std::uint64_t info, std::uint64_t flags) noexcept;
   /// SYNC(arm), publisher side: after a commit of `last` (and anything before it), is anyone armed?
   /// Then notify, with the tags of everything the commit made visible.
   void after_commit(std::uint64_t last, std::uint64_t tag_bits) noexcept;
   void wake(std::uint64_t last, std::uint64_t tag_bits) noexcept;
-  /// Prefix and payload of one record at `start`.
-  void write_record(std::uint64_t start, std::span<const std::byte> data, unsigned tag) noexcept;
+  /// The payload of one message at `start`.
+  void write_payload(std::uint64_t start, std::span<const std::byte> data) noexcept {
+    detail::copy_payload(ring_.at(start), data.data(), data.size());
+  }
   /// publish() and try_publish(): false only for Wait::no without room.
   bool publish_one(std::span<const std::byte> data, unsigned tag, Wait wait, std::uint64_t& seq);
   /// publish_batch() for messages that fit one claim.
@@ -285,7 +287,7 @@ inline bool Topic::claim_word(std::uint64_t& w, std::uint64_t next) {
   return true;
 }
 
-inline bool Topic::commit(std::uint64_t seq, std::uint64_t pos, std::uint64_t flags) noexcept {
+inline bool Topic::commit(std::uint64_t seq, std::uint64_t info, std::uint64_t flags) noexcept {
   detail::IndexEntry& e = ring_.entry(seq);
   // Relaxed: the previous lap's mark, which the retirer acquired before it let us claim this seq
   // (SYNC(retire)); anything else means our claim expired.
@@ -293,17 +295,17 @@ inline bool Topic::commit(std::uint64_t seq, std::uint64_t pos, std::uint64_t fl
   if (!stale_for(stale, seq)) [[unlikely]] return false;
   const std::uint64_t word = (seq & detail::kSeqMask) | flags;
   if (restartable_) {
-    // SYNC(commit): pos, then the mark, in a sequence that stores only if no expirer is at work
+    // SYNC(commit): info, then the mark, in a sequence that stores only if no expirer is at work
     // and the entry still holds the previous lap's mark. An expirer raises `expiring` and restarts
     // every sequence in flight before it takes the entry.
-    if (detail::rseq_store2_if(ring_.state().expiring, 0, e.word, stale, e.pos, pos, e.word, word) ==
+    if (detail::rseq_store2_if(ring_.state().expiring, 0, e.word, stale, e.info, info, e.word, word) ==
         detail::Write::done) {
       return true;
     }
   }
   // SYNC(commit), the compare-and-swap way: both words at once, only over the previous lap's mark.
-  std::uint64_t p = e.pos.load(std::memory_order_relaxed);
-  while (!detail::cas_entry(e, stale, p, word, pos)) {
+  std::uint64_t old_info = e.info.load(std::memory_order_relaxed);
+  while (!detail::cas_entry(e, stale, old_info, word, info)) {
     if (!stale_for(stale, seq)) return false;
   }
   return true;
@@ -331,13 +333,6 @@ inline void Topic::after_commit(std::uint64_t last, std::uint64_t tag_bits) noex
 #endif
 }
 
-inline void Topic::write_record(std::uint64_t start, std::span<const std::byte> data, unsigned tag) noexcept {
-  const detail::RecordPrefix prefix{static_cast<std::uint32_t>(data.size()), static_cast<std::uint8_t>(tag), {}};
-  std::byte* at = ring_.at(start);
-  std::memcpy(at, &prefix, sizeof prefix);
-  if (!data.empty()) std::memcpy(at + sizeof prefix, data.data(), data.size());
-}
-
 inline bool Topic::publish_one(std::span<const std::byte> data, unsigned tag, Wait wait, std::uint64_t& seq) {
   if (data.size() > max_message_) check_size(data.size());
   if (tag > kMaxTag) check_tag(tag);
@@ -350,8 +345,8 @@ inline bool Topic::publish_one(std::span<const std::byte> data, unsigned tag, Wa
       return false;
     }
     const std::uint64_t start = ring_.placement(r.pos, bytes);
-    write_record(start, data, tag);
-    if (commit(r.seq, start, 0)) [[likely]] {
+    write_payload(start, data);
+    if (commit(r.seq, detail::pack_info(start, data.size(), tag), 0)) [[likely]] {
       after_commit(r.seq, std::uint64_t{1} << tag);
       seq = r.seq;
       return true;

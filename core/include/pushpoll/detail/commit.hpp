@@ -72,22 +72,74 @@ enum class Write : std::uint8_t {
 /// right is followed by membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) before the contender
 /// acts. Stores are plain x86 stores: release, as every x86 store.
 ///
-/// Out of line (core/src/commit.cpp) on purpose: the kernel finds a sequence through a descriptor
-/// in a section of its own that points into the function's code, and a copy inlined into an inline
-/// function would sit in a COMDAT section the linker may discard, leaving the descriptor dangling.
-Write rseq_store2_if(const std::atomic<std::uint64_t>& a, std::uint64_t ea, const std::atomic<std::uint64_t>& b,
-                     std::uint64_t eb, std::atomic<std::uint64_t>& t1, std::uint64_t v1,
-                     std::atomic<std::uint64_t>& t2, std::uint64_t v2) noexcept;
+/// The descriptor the kernel reads to find the sequence ({version, flags, start, length, abort})
+/// is built on the stack, and the abort handler (preceded by the signature the kernel checks) sits
+/// in the sequence's own code: nothing points into the code from another section, so the sequence
+/// can be inlined into inline functions, whose duplicate copies the linker discards.
+[[gnu::always_inline]] inline Write rseq_store2_if(const std::atomic<std::uint64_t>& a, std::uint64_t ea,
+                                                    const std::atomic<std::uint64_t>& b, std::uint64_t eb,
+                                                    std::atomic<std::uint64_t>& t1, std::uint64_t v1,
+                                                    std::atomic<std::uint64_t>& t2, std::uint64_t v2) noexcept {
+#if PUSHPOLL_HAVE_RSEQ
+  // The kernel writes cpu_id >= 0 into a registered area; a thread it never registered (one not
+  // started by glibc) cannot be restarted, so it must not write this way.
+  if (!rseq_thread_registered()) [[unlikely]] return Write::fallback;
+  const ptrdiff_t area = __rseq_offset;
+  struct alignas(32) {
+    std::uint64_t version_flags, start, length, abort;
+  } desc;
+restart:
+  // Labels: 1 start; 2 end (after the commit store); 4 the abort handler, after the signature.
+  asm goto(
+      "movq $0, 0(%[desc])\n\t"
+      "leaq 1f(%%rip), %%rax\n\t"
+      "movq %%rax, 8(%[desc])\n\t"
+      "movq $(2f - 1f), 16(%[desc])\n\t"
+      "leaq 4f(%%rip), %%rax\n\t"
+      "movq %%rax, 24(%[desc])\n\t"
+      "movq %[desc], %%fs:8(%[area])\n\t"
+      "1:\n\t"
+      "cmpq %[ea], %[a]\n\t"
+      "jnz %l[refused]\n\t"
+      "cmpq %[eb], %[b]\n\t"
+      "jnz %l[refused]\n\t"
+      "movq %[v1], %[t1]\n\t"
+      "movq %[v2], %[t2]\n\t"
+      "2:\n\t"
+      "movq $0, %%fs:8(%[area])\n\t"
+      "jmp 5f\n\t"
+      ".byte 0x0f, 0xb9, 0x3d\n\t"  // ud1 with the signature, never executed
+      ".long 0x53053053\n\t"
+      "4:\n\t"
+      // Preempted, migrated, signalled, or aborted by a contender's membarrier: check again. The
+      // kernel cleared rseq_cs before jumping here.
+      "jmp %l[restart]\n\t"
+      "5:\n\t"
+      :
+      : [area] "r"(area), [desc] "r"(&desc), [a] "m"(a), [ea] "r"(ea), [b] "m"(b), [eb] "r"(eb),
+        [t1] "m"(t1), [v1] "r"(v1), [t2] "m"(t2), [v2] "r"(v2)
+      : "memory", "cc", "rax"
+      : refused, restart);
+  return Write::done;
+refused:
+  asm volatile("movq $0, %%fs:8(%[area])" : : [area] "r"(area) : "memory");
+  return Write::refused;
+#else
+  (void)a, (void)ea, (void)b, (void)eb, (void)t1, (void)v1, (void)t2, (void)v2;
+  return Write::fallback;
+#endif
+}
 
-/// Compare-and-swap of a whole index entry ({word, pos}); on failure, `word` and `pos` receive what
-/// the entry holds. A full barrier (seq_cst): as the commit, it is the publisher's store of SYNC(arm).
-[[gnu::always_inline]] inline bool cas_entry(IndexEntry& e, std::uint64_t& word, std::uint64_t& pos,
-                                             std::uint64_t new_word, std::uint64_t new_pos) noexcept {
+/// Compare-and-swap of a whole index entry ({word, info}); on failure, `word` and `info` receive
+/// what the entry holds. A full barrier (seq_cst): as the commit, it is the publisher's store of
+/// SYNC(arm).
+[[gnu::always_inline]] inline bool cas_entry(IndexEntry& e, std::uint64_t& word, std::uint64_t& info,
+                                             std::uint64_t new_word, std::uint64_t new_info) noexcept {
 #if defined(__x86_64__) && !defined(PUSHPOLL_TSAN)
   bool ok;
   asm volatile("lock cmpxchg16b %[e]"
-               : "=@ccz"(ok), [e] "+m"(e), "+a"(word), "+d"(pos)
-               : "b"(new_word), "c"(new_pos)
+               : "=@ccz"(ok), [e] "+m"(e), "+a"(word), "+d"(info)
+               : "b"(new_word), "c"(new_info)
                : "memory");
   return ok;
 #else
@@ -95,12 +147,12 @@ Write rseq_store2_if(const std::atomic<std::uint64_t>& a, std::uint64_t ea, cons
   // instrumented 16-byte atomics, which synchronise with 8-byte atomic loads of `word` at the same
   // address.
   using u128 = unsigned __int128;
-  u128 expected = (u128{pos} << 64) | word;
-  const u128 desired = (u128{new_pos} << 64) | new_word;
+  u128 expected = (u128{info} << 64) | word;
+  const u128 desired = (u128{new_info} << 64) | new_word;
   const bool ok = __atomic_compare_exchange_n(reinterpret_cast<u128*>(&e), &expected, desired, false,
                                               __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
   word = static_cast<std::uint64_t>(expected);
-  pos = static_cast<std::uint64_t>(expected >> 64);
+  info = static_cast<std::uint64_t>(expected >> 64);
   return ok;
 #endif
 }

@@ -8,12 +8,13 @@
 //   [RingState][SubscriberSlot x max_subscribers][IndexEntry x index_size][record bytes x capacity]
 //
 // Message `seq` lives in two places: its index entry `index[seq % index_size]`, 16 bytes that say
-// whether it is committed and where its record starts, and its record in the byte ring,
-// `{u32 size, u8 tag, 3 reserved bytes}` followed by the payload, 8-byte aligned and never straddling
-// the end of the ring (a record that would is placed at the start of the next lap; the bytes
-// skipped carry nothing). Payload bytes can hold anything, so the commit mark lives in the index,
-// which only ever holds index entries: an entry left from an earlier lap holds an older seq, and
-// stale bytes cannot forge a commit.
+// whether it is committed, where its payload starts, its size and its tag; and its payload in the
+// byte ring, 8-byte aligned and never straddling the end of the ring (a payload that would is placed
+// at the start of the next lap; the bytes skipped carry nothing). The ring holds payloads and
+// nothing else, so 64-byte messages sit one to a cache line, as in a bare ring of fixed slots.
+// Payload bytes can hold anything, so the commit mark lives in the index, which only ever holds
+// index entries: an entry left from an earlier lap holds an older seq, and stale bytes cannot forge
+// a commit.
 //
 // Positions are monotonic 64-bit byte counts (the index of a position is `position & mask`);
 // sequence numbers are monotonic message counts. At 10 GB/s a position wraps after 58 years; a
@@ -30,39 +31,59 @@ namespace pushpoll::detail {
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::uint64_t kRecordAlign = 8;
 
-/// The framing in front of each payload in the byte ring. Written by the claimer before its commit.
-struct RecordPrefix {
-  std::uint32_t size;  // payload bytes
-  std::uint8_t tag;    // 0..63
-  std::uint8_t reserved[3];
-};
-static_assert(sizeof(RecordPrefix) == kRecordAlign, "payloads stay 8-byte aligned");
-
-/// Ring bytes a record of `payload` bytes takes (prefix included, rounded to 8 bytes).
+/// Ring bytes a payload of `payload` bytes takes (rounded to 8 bytes, so that payloads stay aligned).
 [[nodiscard]] constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept {
-  return (sizeof(RecordPrefix) + payload + kRecordAlign - 1) & ~(kRecordAlign - 1);
+  return (payload + kRecordAlign - 1) & ~(kRecordAlign - 1);
 }
 
 // ---- the commit index ------------------------------------------------------------------------
 
 /// One message's commit state. `word` is the commit mark: the seq of the message the entry last
-/// described, with two flags; `pos` is where that message's record starts (when it has one).
+/// described, with two flags; `info` packs where that message's payload starts, its size and its
+/// tag (pack_info()).
 ///
 /// Writers: the claimer of `seq` (commit) or whoever expires its claim; exactly one of them moves
 /// the entry from the previous lap's message (seq - index_size) to `seq`, by a compare-and-swap of
 /// both words, or inside a restartable sequence that the expirer aborts first (detail/commit.hpp).
-/// Readers acquire `word`, then read `pos` and the record.
+/// Readers acquire `word`, then read `info` and the payload.
 struct alignas(16) IndexEntry {
-  // SYNC(commit): stored last, with release, after `pos`, the record prefix and the payload.
+  // SYNC(commit): stored last, with release, after `info` and the payload.
   std::atomic<std::uint64_t> word;
-  std::atomic<std::uint64_t> pos;
+  std::atomic<std::uint64_t> info;
 };
 static_assert(sizeof(IndexEntry) == 16);
+
+/// `info`: the payload's position in 8-byte units (low 32 bits: it is unpacked against a position
+/// known to be at most a capacity before it, and its offset in the ring needs no unpacking), its
+/// size (26 bits) and its tag (6 bits). Hence the limits: capacity <= 16 GiB, messages < 64 MiB.
+inline constexpr std::uint64_t kInfoPosMask = (std::uint64_t{1} << 32) - 1;
+inline constexpr unsigned kInfoSizeShift = 32;
+inline constexpr std::uint64_t kMaxMessage = (std::uint64_t{1} << 26) - 1;
+inline constexpr unsigned kInfoTagShift = 58;
+[[nodiscard]] constexpr std::uint64_t pack_info(std::uint64_t pos, std::uint64_t size, unsigned tag) noexcept {
+  return ((pos / kRecordAlign) & kInfoPosMask) | (size << kInfoSizeShift) |
+         (std::uint64_t{tag & 63u} << kInfoTagShift);
+}
+[[nodiscard]] constexpr std::uint32_t info_size(std::uint64_t info) noexcept {
+  return static_cast<std::uint32_t>((info >> kInfoSizeShift) & kMaxMessage);
+}
+[[nodiscard]] constexpr std::uint8_t info_tag(std::uint64_t info) noexcept {
+  return static_cast<std::uint8_t>(info >> kInfoTagShift);
+}
+/// The payload's offset in a ring of `mask + 1` bytes (at most 2^35).
+[[nodiscard]] constexpr std::uint64_t info_offset(std::uint64_t info, std::uint64_t mask) noexcept {
+  return ((info & kInfoPosMask) * kRecordAlign) & mask;
+}
+/// The payload's full position, given a position at most 2^35 - 8 bytes before it.
+[[nodiscard]] constexpr std::uint64_t info_pos(std::uint64_t info, std::uint64_t floor_pos) noexcept {
+  constexpr std::uint64_t span = (kInfoPosMask + 1) * kRecordAlign;
+  return floor_pos + (((info & kInfoPosMask) * kRecordAlign - floor_pos) & (span - 1));
+}
 
 inline constexpr std::uint64_t kSeqMask = (std::uint64_t{1} << 62) - 1;
 /// The message carries no data: a claim dropped without commit(), or expired (Message::aborted).
 inline constexpr std::uint64_t kEntryAborted = std::uint64_t{1} << 62;
-/// `pos` is not recorded: the claim expired before its claimer said where it was.
+/// `info` is not recorded: the claim expired before its claimer said where it was.
 inline constexpr std::uint64_t kEntryNoPos = std::uint64_t{1} << 63;
 
 /// Whether an index entry's mark says `seq` is done (committed, aborted or expired).
@@ -78,7 +99,7 @@ inline constexpr std::uint64_t kEntryNoPos = std::uint64_t{1} << 63;
 /// topic's `owner`; everybody else revokes the bias before claiming: detail/commit.hpp). Seq and
 /// position are unpacked against full values known to be at most that far behind: the retired seq
 /// (claims stay within index_size of it) and the retired position (claims stay within capacity of
-/// it). Hence the limits: index_size <= 2^27, capacity <= 2^35.
+/// it). Hence the limits: index_size <= 2^27, capacity <= 2^34 (the index's own packing, above).
 inline constexpr unsigned kClaimPosBits = 34;
 inline constexpr unsigned kClaimSeqBits = 29;
 inline constexpr std::uint64_t kClaimPosMask = (std::uint64_t{1} << kClaimPosBits) - 1;
@@ -86,7 +107,7 @@ inline constexpr std::uint64_t kClaimSeqMask = (std::uint64_t{1} << kClaimSeqBit
 inline constexpr std::uint64_t kClaimBiased = std::uint64_t{1} << 63;
 /// RingState::owner while a bias is being revoked (thread tokens are addresses, never 1).
 inline constexpr std::uint64_t kRevoking = 1;
-inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 35;  // 32 GiB
+inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 34;  // 16 GiB
 inline constexpr std::uint64_t kMaxIndexSize = std::uint64_t{1} << 27;
 
 [[nodiscard]] constexpr std::uint64_t pack_claim(std::uint64_t seq, std::uint64_t pos) noexcept {
@@ -284,17 +305,11 @@ class RingView {
   [[nodiscard]] bool done(std::uint64_t seq) const noexcept {
     return entry_done(entry(seq).word.load(std::memory_order_acquire), seq);
   }
-  /// The prefix of the record at `pos`; the caller has established that the record is complete.
-  [[nodiscard]] RecordPrefix prefix(std::uint64_t pos) const noexcept {
-    RecordPrefix p;
-    std::memcpy(&p, at(pos), sizeof p);
-    return p;
-  }
   /// Bytes left before the end of the ring's lap at `pos`.
   [[nodiscard]] std::uint64_t lap_room(std::uint64_t pos) const noexcept {
     return capacity_ - (pos & mask_);
   }
-  /// Where a record of `bytes` claimed at `pos` starts: `pos`, or the start of the next lap when it
+  /// Where a payload of `bytes` claimed at `pos` starts: `pos`, or the start of the next lap when it
   /// would straddle the end (the skipped bytes carry nothing).
   [[nodiscard]] std::uint64_t placement(std::uint64_t pos, std::uint64_t bytes) const noexcept {
     return bytes <= lap_room(pos) ? pos : pos + lap_room(pos);
@@ -340,7 +355,7 @@ class MessageWalk {
 
   /// Reads message seq() and moves past it. Returns false, and moves nowhere, when its entry is not
   /// done for this seq (not committed yet; or, in overwrite mode or after a detach, reused by a
-  /// later lap) or its record would leave the ring or exceed max_message: a view never leaves the
+  /// later lap) or its payload would leave the ring or exceed max_message: a view never leaves the
   /// ring, whatever an overwriting writer left there, and such a batch fails validation on
   /// release(). Acquire on the mark: pairs with SYNC(commit).
   [[gnu::always_inline]] bool next(RecordView& r) noexcept {
@@ -353,11 +368,11 @@ class MessageWalk {
       return true;
     }
     // Relaxed: ordered after the acquire of `word`, which was stored after it.
-    const std::uint64_t off = e.pos.load(std::memory_order_relaxed) & mask_;
-    RecordPrefix p;
-    std::memcpy(&p, records_ + off, sizeof p);
-    if (p.size > max_message_ || off + sizeof(RecordPrefix) + p.size > capacity_) [[unlikely]] return false;
-    r = RecordView{records_ + off + sizeof(RecordPrefix), p.size, p.tag, false};
+    const std::uint64_t info = e.info.load(std::memory_order_relaxed);
+    const std::uint64_t off = info_offset(info, mask_);
+    const std::uint32_t size = info_size(info);
+    if (size > max_message_ || off + size > capacity_) [[unlikely]] return false;
+    r = RecordView{records_ + off, size, info_tag(info), false};
     ++seq_;
     return true;
   }
@@ -371,6 +386,34 @@ class MessageWalk {
   std::uint32_t max_message_ = 0;
   std::uint64_t seq_ = 0;
 };
+
+/// memcpy for a payload: small sizes (the common case) with a few inlined, possibly overlapping
+/// moves instead of a call, which costs as much as the rest of a publish.
+[[gnu::always_inline]] inline void copy_payload(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+  if (n >= 16 && n <= 64) {
+    // Two to four 16-byte moves; the last may overlap the one before it.
+    std::uint64_t a[2], b[2];
+    std::memcpy(a, src, 16);
+    std::memcpy(b, src + n - 16, 16);
+    if (n > 32) {
+      std::uint64_t c[2], d[2];
+      std::memcpy(c, src + 16, 16);
+      std::memcpy(d, src + n - 32, 16);
+      std::memcpy(dst + 16, c, 16);
+      std::memcpy(dst + n - 32, d, 16);
+    }
+    std::memcpy(dst, a, 16);
+    std::memcpy(dst + n - 16, b, 16);
+  } else if (n >= 8 && n < 16) {
+    std::uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + n - 8, &b, 8);
+  } else if (n != 0) {
+    std::memcpy(dst, src, n);
+  }
+}
 
 /// CPU relax hint for spin loops.
 inline void cpu_relax() noexcept {
