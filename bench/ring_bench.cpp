@@ -584,6 +584,16 @@ class MpRing {
   alignas(pushpoll::bench::kCacheLine) std::uint64_t tail_local_ = 0;        // consumer-local
 };
 
+/// A message buffer on cache lines of its own: a producer's source bytes must not share a line with
+/// anything another thread writes (a heap neighbour would make every copy a cross-core miss).
+struct AlignedMessage {
+  explicit AlignedMessage(std::size_t bytes) : size(bytes) { std::memset(storage, static_cast<int>(kFiller), sizeof storage); }
+  alignas(pushpoll::bench::kCacheLine) std::byte storage[512];
+  std::size_t size;
+  std::byte* data() noexcept { return storage; }
+  [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {storage, size}; }
+};
+
 /// P producer threads (the benchmark thread and P - 1 more), each publishing its share of every
 /// iteration, and one consumer checking per-producer order and completeness. More busy threads than
 /// the machine's two cores: nothing is pinned, the consumer yields after a few empty polls (as do
@@ -599,7 +609,7 @@ void many_to_one(benchmark::State& state, unsigned producers, std::uint64_t per_
   std::vector<std::thread> others;
   for (unsigned p = 1; p < producers; ++p) {
     others.emplace_back([&, p] {
-      std::vector<std::byte> message(bytes, kFiller);
+      AlignedMessage message(bytes);
       std::uint64_t seen = 0, sent = 0;
       IdleWait wait(true);
       for (;;) {
@@ -632,7 +642,7 @@ void many_to_one(benchmark::State& state, unsigned producers, std::uint64_t per_
       shared.fail(std::string("consumer threw: ") + e.what());
     }
   });
-  std::vector<std::byte> message(bytes, kFiller);
+  AlignedMessage message(bytes);
   std::uint64_t sent = 0, target = 0;
   auto round = [&](std::uint64_t total) {
     shared.round.fetch_add(1, std::memory_order_release);  // pairs with the producers' acquire
@@ -682,7 +692,7 @@ void BM_Pushpoll_ManyToOne(benchmark::State& state) {
   pushpoll::Subscriber sub = topic.subscribe(pushpoll::Start::oldest);
   many_to_one(
       state, producers, n, one_lap(pushpoll::detail::record_bytes(bytes), n), bytes,
-      [&](const std::vector<std::byte>& m) { topic.publish(m); },
+      [&](const AlignedMessage& m) { topic.publish(m.bytes()); },
       [&](Shared& shared) { consume_topic(sub, shared, bytes, producers, ConsumerIdle(Idle::pause, true)); });
   state.counters["revocations"] = static_cast<double>(topic.stats().bias_revocations);
 }
@@ -701,7 +711,7 @@ void BM_MpRing_ManyToOne(benchmark::State& state) {
   MpRing ring(kRingBytes);
   many_to_one(
       state, producers, n, one_lap(MpRing::kSlot, n), bytes,
-      [&](const std::vector<std::byte>& m) { ring.publish(m.data(), m.size()); },
+      [&](const AlignedMessage& m) { ring.publish(m.bytes().data(), m.size); },
       [&](Shared& shared) {
         std::uint64_t next[4] = {0, 0, 0, 0}, consumed = 0, sink = 0;
         bool checking = true;

@@ -235,14 +235,13 @@ bool Topic::expire(std::uint64_t seq) noexcept {
   // Acquire: a mark that is done for `seq` was committed; nothing to do.
   std::uint64_t word = e.word.load(std::memory_order_acquire);
   if (!stale_for(word, seq)) return false;
-  if (restartable_) {
-    // Committers store with restartable sequences that check `expiring`: raise it, then restart
-    // every sequence in flight. After that, a committer that read `expiring == 0` has either
-    // stored (we see the mark below) or restarts and takes the compare-and-swap path.
-    // seq_cst RMW: ordered before the membarrier's full barrier.
-    s.expiring.fetch_add(1, std::memory_order_seq_cst);
-    notifier_->restart_sequences();
-  }
+  // Committers store with restartable sequences that check expiries_begun: move it, then restart
+  // every sequence in flight. After that, a committer that read the old count has either stored
+  // (we see the mark below) or restarts and takes the compare-and-swap path. seq_cst RMW: ordered
+  // before the membarrier's full barrier. (Counted also without restartable sequences: cheap, and
+  // the count is one mechanism.)
+  s.expiries_begun.fetch_add(1, std::memory_order_seq_cst);
+  if (restartable_) notifier_->restart_sequences();
   bool won = false;
   word = e.word.load(std::memory_order_acquire);
   std::uint64_t info = e.info.load(std::memory_order_relaxed);
@@ -253,7 +252,6 @@ bool Topic::expire(std::uint64_t seq) noexcept {
       break;
     }
   }
-  if (restartable_) s.expiring.fetch_sub(1, std::memory_order_seq_cst);
   if (won) {
     s.expired.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     // Whatever was committed behind the claim is visible now: wake who waits for it. An aborted
@@ -325,7 +323,7 @@ std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> m
   for (std::uint64_t k = 0; k < messages.size(); ++k) {
     const std::uint64_t bytes = detail::record_bytes(messages[k].size());
     p = ring_.placement(p, bytes);
-    if (!commit(r.seq + k, detail::pack_info(p, messages[k].size(), tag), 0)) ++lost;
+    if (!commit(r.seq + k, detail::pack_info(p, messages[k].size(), tag), 0, r.epoch)) ++lost;
     p += bytes;
   }
   after_commit(r.seq + messages.size() - 1, std::uint64_t{1} << tag);
@@ -344,7 +342,7 @@ Claim Topic::claim(std::size_t size) {
   detail::Reservation r;
   reserve(1, [this, bytes](std::uint64_t p) noexcept { return ring_.placement(p, bytes) + bytes; }, Wait::yes, r);
   const std::uint64_t start = ring_.placement(r.pos, bytes);
-  return Claim(this, r.seq, detail::pack_info(start, size, 0), std::span<std::byte>(ring_.at(start), size));
+  return Claim(this, r.seq, detail::pack_info(start, size, 0), r.epoch, std::span<std::byte>(ring_.at(start), size));
 }
 
 std::uint64_t Claim::commit(unsigned tag) {
@@ -352,7 +350,7 @@ std::uint64_t Claim::commit(unsigned tag) {
   Topic::check_tag(tag);
   Topic* t = topic_;
   end();
-  if (!t->commit(seq_, (info_ & ~(std::uint64_t{63} << detail::kInfoTagShift)) | (std::uint64_t{tag} << detail::kInfoTagShift), 0)) {
+  if (!t->commit(seq_, (info_ & ~(std::uint64_t{63} << detail::kInfoTagShift)) | (std::uint64_t{tag} << detail::kInfoTagShift), 0, epoch_)) {
     throw ClaimExpired("pushpoll: the claim of seq " + std::to_string(seq_) + " on topic '" + t->name() +
                        "' was held longer than claim_timeout and went out as an aborted message");
   }
@@ -364,7 +362,7 @@ void Claim::abort() noexcept {
   if (topic_ == nullptr) return;
   Topic* t = topic_;
   end();
-  if (!t->commit(seq_, info_, detail::kEntryAborted)) return;  // expired: aborted already
+  if (!t->commit(seq_, info_, detail::kEntryAborted, epoch_)) return;  // expired: aborted already
   t->after_commit(seq_, 1);  // an aborted message carries tag 0
   t->ring_.state().aborted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
 }
@@ -375,6 +373,7 @@ Claim& Claim::operator=(Claim&& other) noexcept {
     topic_ = other.topic_;
     seq_ = other.seq_;
     info_ = other.info_;
+    epoch_ = other.epoch_;
     data_ = other.data_;
     other.end();
   }

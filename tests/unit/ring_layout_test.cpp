@@ -23,8 +23,8 @@ static_assert(sizeof(SubscriberSlot) == kCacheLine && alignof(SubscriberSlot) ==
 static_assert(offsetof(RingState, claim) / kCacheLine != offsetof(RingState, retire_seq) / kCacheLine,
               "claimers and readers do not share a line");
 static_assert(offsetof(RingState, claim) / kCacheLine != offsetof(RingState, closed) / kCacheLine);
-static_assert(offsetof(RingState, expiring) / kCacheLine == offsetof(RingState, claim) / kCacheLine,
-              "committers read `expiring` on the line they claim on");
+static_assert(offsetof(RingState, expiries_begun) / kCacheLine != offsetof(RingState, claim) / kCacheLine,
+              "committers read expiries_begun from a line other producers do not write per claim");
 static_assert(offsetof(RingState, full_waits) % kCacheLine == 0, "rare counters off the hot lines");
 
 TEST(RingLayout, RecordsArePayloadsRoundedToEightBytes) {

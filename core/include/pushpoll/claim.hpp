@@ -44,15 +44,16 @@ class Claim {
 
  private:
   friend class Topic;
-  Claim(Topic* topic, std::uint64_t seq, std::uint64_t info, std::span<std::byte> data) noexcept
-      : topic_(topic), seq_(seq), info_(info), data_(data) {}
+  Claim(Topic* topic, std::uint64_t seq, std::uint64_t info, std::uint64_t epoch, std::span<std::byte> data) noexcept
+      : topic_(topic), seq_(seq), info_(info), epoch_(epoch), data_(data) {}
   void end() noexcept {
     topic_ = nullptr;
     data_ = {};
   }
   Topic* topic_ = nullptr;
   std::uint64_t seq_ = 0;
-  std::uint64_t info_ = 0;  // the index entry it will commit (detail::pack_info), tag 0
+  std::uint64_t info_ = 0;   // the index entry it will commit (detail::pack_info), tag 0
+  std::uint64_t epoch_ = 0;  // expiries begun before the claim (Topic::commit())
   std::span<std::byte> data_{};
 };
 

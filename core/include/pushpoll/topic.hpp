@@ -59,11 +59,13 @@ struct TopicStats {
 };
 
 namespace detail {
-/// What a claim got: its first seq, where its bytes start (before any lap-end skip), where they end.
+/// What a claim got: its first seq, where its bytes start (before any lap-end skip), where they end,
+/// and the count of expiries begun before it (its commits check it did not move).
 struct Reservation {
   std::uint64_t seq = 0;
   std::uint64_t pos = 0;
   std::uint64_t end = 0;
+  std::uint64_t epoch = 0;
 };
 /// A producer's state while it waits for room (Topic::make_room()).
 struct RoomWait {
@@ -173,8 +175,9 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// for stall_timeout. Caller holds `retiring`.
   std::uint64_t gate() noexcept;
   /// Commits message `seq` (`info`: its payload's position, size and tag; with kEntryAborted in
-  /// `flags`, an empty message): one index entry. False when the claim expired first.
-  bool commit(std::uint64_t seq, std::uint64_t info, std::uint64_t flags) noexcept;
+  /// `flags`, an empty message), claimed when `epoch` expiries had begun: one index entry. False
+  /// when the claim expired first.
+  bool commit(std::uint64_t seq, std::uint64_t info, std::uint64_t flags, std::uint64_t epoch) noexcept;
   /// SYNC(arm), publisher side: after a commit of `last` (and anything before it), is anyone armed?
   /// Then notify, with the tags of everything the commit made visible.
   void after_commit(std::uint64_t last, std::uint64_t tag_bits) noexcept;
@@ -229,6 +232,9 @@ inline bool Topic::reserve(std::uint64_t count, Layout&& layout, Wait wait, deta
   const std::uint64_t cap = ring_.capacity();
   const std::uint64_t entries = ring_.index_size();
   detail::RoomWait room;
+  // Acquire, before the claim: an expiry of what we claim can only begin after the claim, so it
+  // moves this count after we read it (see RingState::expiries_begun).
+  const std::uint64_t epoch = s.expiries_begun.load(std::memory_order_acquire);
   // Relaxed: only a guess, the claim decides; the retire point below is acquired after it.
   std::uint64_t w = s.claim.load(std::memory_order_relaxed);
   for (;;) {
@@ -242,12 +248,19 @@ inline bool Topic::reserve(std::uint64_t count, Layout&& layout, Wait wait, deta
     const std::uint64_t pos = detail::claim_pos(w, r);
     const std::uint64_t end = layout(pos);
     if (end > r + cap || seq + count > q + entries) [[unlikely]] {
+      // Only a claim word still current unpacks right against the retire point read after it; a
+      // stale one (others claimed, and retired, since) would ask for room nobody can make.
+      const std::uint64_t now = s.claim.load(std::memory_order_relaxed);
+      if (now != w) {
+        w = now;
+        continue;
+      }
       if (!make_room(end, seq + count, wait, room)) return false;
       w = s.claim.load(std::memory_order_relaxed);
       continue;
     }
     if (!claim_word(w, detail::pack_claim(seq + count, end))) continue;
-    out = detail::Reservation{seq, pos, end};
+    out = detail::Reservation{seq, pos, end, epoch};
     // Release fence before the record bytes are written: a reader that sees any of them and then
     // runs an acquire fence also sees the retire point we acquired above (read-validate of
     // overwrite mode).
@@ -279,36 +292,38 @@ inline bool Topic::claim_word(std::uint64_t& w, std::uint64_t next) {
     w = s.claim.load(std::memory_order_relaxed);
     return false;
   }
-  // Relaxed CAS: it only hands out exclusive (seq, byte) ranges; nothing is published through it.
-  if (!s.claim.compare_exchange_weak(w, next, std::memory_order_relaxed, std::memory_order_relaxed)) {
+  // Release/acquire CAS (free on x86): it hands out exclusive (seq, byte) ranges, and orders our
+  // read of expiries_begun before any expiry of what we claim (RingState::expiries_begun).
+  if (!s.claim.compare_exchange_weak(w, next, std::memory_order_acq_rel, std::memory_order_relaxed)) {
     return false;
   }
   if (restartable_) count_streak();
   return true;
 }
 
-inline bool Topic::commit(std::uint64_t seq, std::uint64_t info, std::uint64_t flags) noexcept {
+inline bool Topic::commit(std::uint64_t seq, std::uint64_t info, std::uint64_t flags, std::uint64_t epoch) noexcept {
   detail::IndexEntry& e = ring_.entry(seq);
-  // Relaxed: the previous lap's mark, which the retirer acquired before it let us claim this seq
-  // (SYNC(retire)); anything else means our claim expired.
-  std::uint64_t stale = e.word.load(std::memory_order_relaxed);
-  if (!stale_for(stale, seq)) [[unlikely]] return false;
   const std::uint64_t word = (seq & detail::kSeqMask) | flags;
   if (restartable_) {
-    // SYNC(commit): info, then the mark, in a sequence that stores only if no expirer is at work
-    // and the entry still holds the previous lap's mark. An expirer raises `expiring` and restarts
-    // every sequence in flight before it takes the entry.
-    if (detail::rseq_store2_if(ring_.state().expiring, 0, e.word, stale, e.info, info, e.word, word) ==
-        detail::Write::done) {
+    // SYNC(commit): info, then the mark, in a sequence that stores only if no expiry has begun
+    // since our claim; then nobody else can have written this entry (only an expirer of `seq`
+    // could, and the entry's previous message is retired), so it is not even read. An expirer
+    // counts itself in expiries_begun and restarts every sequence in flight before it takes an
+    // entry.
+    if (detail::rseq_store2_if(ring_.state().expiries_begun, epoch, ring_.state().expiries_begun, epoch,
+                               e.info, info, e.word, word) == detail::Write::done) {
       return true;
     }
   }
   // SYNC(commit), the compare-and-swap way: both words at once, only over the previous lap's mark.
+  // Relaxed load: the previous lap's mark, which the retirer acquired before it let us claim this
+  // seq (SYNC(retire)); anything else means our claim expired. The CAS re-checks it.
+  std::uint64_t stale = e.word.load(std::memory_order_relaxed);
   std::uint64_t old_info = e.info.load(std::memory_order_relaxed);
-  while (!detail::cas_entry(e, stale, old_info, word, info)) {
-    if (!stale_for(stale, seq)) return false;
+  while (stale_for(stale, seq)) {
+    if (detail::cas_entry(e, stale, old_info, word, info)) return true;
   }
-  return true;
+  return false;
 }
 
 inline void Topic::after_commit(std::uint64_t last, std::uint64_t tag_bits) noexcept {
@@ -346,7 +361,7 @@ inline bool Topic::publish_one(std::span<const std::byte> data, unsigned tag, Wa
     }
     const std::uint64_t start = ring_.placement(r.pos, bytes);
     write_payload(start, data);
-    if (commit(r.seq, detail::pack_info(start, data.size(), tag), 0)) [[likely]] {
+    if (commit(r.seq, detail::pack_info(start, data.size(), tag), 0, r.epoch)) [[likely]] {
       after_commit(r.seq, std::uint64_t{1} << tag);
       seq = r.seq;
       return true;

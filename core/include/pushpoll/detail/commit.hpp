@@ -12,7 +12,7 @@
 // else a publish does. So where the kernel offers restartable sequences (rseq, registered by glibc
 // for every thread), the producer instead checks its right to write and writes with plain loads and
 // stores inside a restartable sequence, and the rare contender first withdraws the right (the bias,
-// or `expiring`), then runs membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ): the kernel restarts
+// or the count of expiries a commit checks), then runs membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ): the kernel restarts
 // every sequence in flight in the process, so after it returns no producer can store on the
 // strength of a check it made before the withdrawal. The sequence re-checks from the top; a
 // producer preempted, migrated or signalled inside it simply re-checks too.

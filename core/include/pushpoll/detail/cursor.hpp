@@ -17,7 +17,9 @@ class Topic;
 class WakeGroup;
 namespace detail {
 
-struct SubscriberCore {
+// Cache-line aligned (and so padded to whole lines): the subscriber writes it on every poll, and a
+// neighbour on the heap sharing one of its lines (another thread's data) would pay for each write.
+struct alignas(kCacheLine) SubscriberCore {
   Topic* topic = nullptr;
   std::shared_ptr<Topic> keep;  // the topic (and its region) outlive the hub while subscribed
   RingView ring;

@@ -208,15 +208,17 @@ struct RingState {
   // The streak that earns the bias; doubles on every revocation so that contended topics stop
   // flapping. Relaxed: a heuristic.
   std::atomic<std::uint64_t> bias_after{0};
-  // Non-zero while someone expires a claim: committers then take the compare-and-swap path.
-  // seq_cst RMWs by the expirer; read by the committer's restartable sequence (aborted by the
-  // expirer's membarrier if it read the old value).
-  std::atomic<std::uint64_t> expiring{0};
 
-  // ---- a lower bound of the committed frontier, kept by head() ----
-  // Writer: head() (fetch_max by CAS). Relaxed: only where a scan of the index starts; the index
-  // itself is the truth.
-  alignas(kCacheLine) std::atomic<std::uint64_t> head_hint{0};
+  // ---- rarely written: read by every publish, written by expiries and long head() scans ----
+  // Claim expiries begun so far. A claimer reads it (acquire) before its claim; its commit's
+  // restartable sequence stores only while it is unchanged, so it need not read the index entry
+  // it writes (a line other producers write too). An expirer increments it (seq_cst) and restarts
+  // every sequence in flight before it takes an entry: any commit that began before then either
+  // landed or restarts, finds the count moved, and takes the compare-and-swap path.
+  alignas(kCacheLine) std::atomic<std::uint64_t> expiries_begun{0};
+  // A lower bound of the committed frontier. Writer: head() (fetch_max by CAS). Relaxed: only
+  // where a scan of the index starts; the index itself is the truth.
+  std::atomic<std::uint64_t> head_hint{0};
 
   // ---- retirer -> claimers and readers ----
   // Writer: the retirer (holding `retiring`). The oldest retained seq, and a position at or before
@@ -269,7 +271,7 @@ struct RingState {
 };
 static_assert(alignof(RingState) == kCacheLine);
 static_assert(offsetof(RingState, claim) % kCacheLine == 0, "claimers' line holds nothing readers poll");
-static_assert(offsetof(RingState, head_hint) % kCacheLine == 0);
+static_assert(offsetof(RingState, expiries_begun) % kCacheLine == 0, "not on a line producers write per claim");
 static_assert(offsetof(RingState, retire_seq) % kCacheLine == 0);
 static_assert(offsetof(RingState, closed) % kCacheLine == 0);
 static_assert(sizeof(RingState) == 7 * kCacheLine, "DESIGN.md's region map says seven lines");
