@@ -1,5 +1,6 @@
-// Exceptions: pushpoll::Error and its subclasses become pushpoll.Error, Full, Closed, InvalidCursor
-// and MessageTooLarge (same hierarchy), carrying the C++ message. Also the fast-call helpers.
+// Exceptions: pushpoll::Error and its subclasses become pushpoll.Error, Full, Closed, InvalidCursor,
+// MessageTooLarge and ClaimExpired (same hierarchy), carrying the C++ message. Also the fast-call
+// helpers.
 #include <new>
 #include <stdexcept>
 
@@ -14,6 +15,7 @@ PyObject* full_type = nullptr;
 PyObject* closed_type = nullptr;
 PyObject* invalid_cursor_type = nullptr;
 PyObject* too_large_type = nullptr;
+PyObject* claim_expired_type = nullptr;
 
 PyObject* new_exception(py::module_& m, const char* name, const char* doc, PyObject* base) {
   // Named "pushpoll.X": that is where users import it from, and where pickle looks for it.
@@ -36,6 +38,8 @@ bool set_pushpoll_error(std::exception_ptr p) {
     PyErr_SetString(invalid_cursor_type, e.what());
   } catch (const MessageTooLarge& e) {
     PyErr_SetString(too_large_type, e.what());
+  } catch (const ClaimExpired& e) {
+    PyErr_SetString(claim_expired_type, e.what());
   } catch (const Error& e) {
     PyErr_SetString(error_type, e.what());
   } catch (...) {
@@ -133,6 +137,11 @@ void register_errors(py::module_& m) {
   too_large_type = new_exception(
       m, "MessageTooLarge",
       "A message larger than the topic's max_message, or a batch that cannot fit the ring.",
+      error_type);
+  claim_expired_type = new_exception(
+      m, "ClaimExpired",
+      "Messages whose publisher stalled between claiming and committing them for longer than the "
+      "topic's claim_timeout: they went out as aborted messages.",
       error_type);
   // Functions bound through pybind11 raise the same classes.
   py::register_exception_translator([](std::exception_ptr p) {

@@ -50,10 +50,11 @@ std::chrono::nanoseconds to_nanoseconds(const char* what, double seconds) {
 PyTopic topic(PyHub& self, std::string_view name, std::optional<std::uint64_t> capacity,
               std::optional<std::uint32_t> max_message, std::optional<std::string> overflow,
               std::optional<double> publish_timeout, std::optional<double> stall_timeout,
-              std::optional<std::uint32_t> max_subscribers) {
+              std::optional<std::uint32_t> max_subscribers, std::optional<double> claim_timeout,
+              std::optional<std::uint64_t> index_size) {
   Hub& hub = self.state->hub;
   const bool defaults = !capacity && !max_message && !overflow && !publish_timeout &&
-                        !stall_timeout && !max_subscribers;
+                        !stall_timeout && !max_subscribers && !claim_timeout && !index_size;
   if (defaults) return PyTopic{self.state, &hub.topic(name)};
   TopicOptions o;
   if (capacity) o.capacity = *capacity;
@@ -62,6 +63,8 @@ PyTopic topic(PyHub& self, std::string_view name, std::optional<std::uint64_t> c
   if (publish_timeout) o.publish_timeout = to_nanoseconds("publish_timeout", *publish_timeout);
   if (stall_timeout) o.stall_timeout = to_nanoseconds("stall_timeout", *stall_timeout);
   if (max_subscribers) o.max_subscribers = *max_subscribers;
+  if (claim_timeout) o.claim_timeout = to_nanoseconds("claim_timeout", *claim_timeout);
+  if (index_size) o.index_size = *index_size;
   return PyTopic{self.state, &hub.topic(name, o)};
 }
 
@@ -143,19 +146,23 @@ batch objects are gone too, so objects may be closed and collected in any order.
       .def("topic", &topic, py::arg("name"), py::kw_only(), py::arg("capacity") = py::none(),
            py::arg("max_message") = py::none(), py::arg("overflow") = py::none(),
            py::arg("publish_timeout") = py::none(), py::arg("stall_timeout") = py::none(),
-           py::arg("max_subscribers") = py::none(), R"doc(
+           py::arg("max_subscribers") = py::none(), py::arg("claim_timeout") = py::none(),
+           py::arg("index_size") = py::none(), R"doc(
 The topic called ``name``, created if new.
 
 Without options, an existing topic is returned as it is, and a new one gets the defaults. With any
 option, the others take their defaults and the whole set must match an existing topic's, or
 pushpoll.Error says how they differ.
 
-capacity: ring size in bytes, a power of two, at least 4096 (default 1 MiB).
+capacity: ring size in bytes, a power of two from 4096 to 16 GiB (default 1 MiB).
 max_message: largest payload in bytes (default: the smaller of 64 KiB and capacity / 4).
+index_size: the most messages retained at once, a power of two (default capacity / 32).
 overflow: "block" (lossless: publishers wait up to publish_timeout, then raise Full; a subscriber
     stalling longer than stall_timeout is detached and later told its gap) or "overwrite" (never
     waits: the oldest messages are overwritten; lapped subscribers learn their exact gap).
 publish_timeout, stall_timeout: seconds (defaults 1.0 and 5.0).
+claim_timeout: seconds a publisher stalled mid-publish may hold readers and the ring back before
+    its message goes out aborted (default 1.0; 0: never).
 max_subscribers: size of the subscriber table (default 16384).
 
 Raises pushpoll.Error for invalid options, pushpoll.Closed after close().

@@ -148,12 +148,15 @@ void close(PyTopic& self) { self.topic->close(); }
 
 void register_topic(py::module_& m) {
   py::class_<TopicStats>(m, "TopicStats", "What a topic has done: a snapshot; counters only grow.")
-      .def_readonly("head", &TopicStats::head, "Messages published (the next seq).")
+      .def_readonly("head", &TopicStats::head,
+                    "Messages readers can see (the next seq after the committed prefix).")
       .def_readonly("oldest", &TopicStats::oldest, "Oldest retained seq.")
       .def_readonly("bytes_claimed", &TopicStats::bytes_claimed,
-                    "Ring bytes claimed so far (framing and padding included).")
+                    "Ring bytes claimed so far (skipped lap ends included).")
       .def_readonly("subscribers", &TopicStats::subscribers, "Live subscribers.")
-      .def_readonly("full_waits", &TopicStats::full_waits, "Publishes that found the ring full and waited.")
+      .def_readonly("full_waits", &TopicStats::full_waits, "Publishes that waited for subscribers to make room.")
+      .def_readonly("held_waits", &TopicStats::held_waits,
+                    "Publishes that waited for a publish in progress at the oldest end of the ring.")
       .def_readonly("full_timeouts", &TopicStats::full_timeouts,
                     "Publishes that gave up (Full, or try_publish() returning False).")
       .def_readonly("detaches", &TopicStats::detaches, "Stalled subscribers detached (overflow=\"block\").")
@@ -161,6 +164,10 @@ void register_topic(py::module_& m) {
       .def_readonly("retire_walks", &TopicStats::retire_walks, "Times the writers freed old records.")
       .def_readonly("gate_scans", &TopicStats::gate_scans, "Times the writers scanned subscriber cursors.")
       .def_readonly("aborted", &TopicStats::aborted, "Claims dropped without commit.")
+      .def_readonly("expired", &TopicStats::expired,
+                    "Publishes aborted after holding readers or the ring back for claim_timeout.")
+      .def_readonly("bias_revocations", &TopicStats::bias_revocations,
+                    "Times a sole publisher's fast path was taken back by another publisher.")
       .def("__repr__", [](const TopicStats& s) {
         return "TopicStats(head=" + std::to_string(s.head) + ", oldest=" + std::to_string(s.oldest) +
                ", subscribers=" + std::to_string(s.subscribers) + ", full_waits=" +
@@ -210,6 +217,13 @@ Error when the subscriber table is full or ``tags`` is 0.
           "stall_timeout",
           [](const PyTopic& self) { return seconds(self.topic->options().stall_timeout); },
           "Seconds a subscriber may hold the ring back before it is detached.")
+      .def_property_readonly(
+          "claim_timeout",
+          [](const PyTopic& self) { return seconds(self.topic->options().claim_timeout); },
+          "Seconds a stalled publish may hold readers and the ring back (0: forever).")
+      .def_property_readonly(
+          "index_size", [](const PyTopic& self) { return self.topic->options().effective_index_size(); },
+          "The most messages retained at once.")
       .def_property_readonly(
           "max_subscribers", [](const PyTopic& self) { return self.topic->options().max_subscribers; })
       .def_property_readonly("closed", [](const PyTopic& self) { return self.topic->closed(); })

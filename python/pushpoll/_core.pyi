@@ -36,6 +36,10 @@ class Closed(Error):
 class InvalidCursor(Error):
     """A start position older than the topic's oldest retained message or newer than its head."""
 
+class ClaimExpired(Error):
+    """Messages whose publisher stalled between claiming and committing them for longer than the
+    topic's claim_timeout: they went out as aborted messages."""
+
 class MessageTooLarge(Error):
     """A message larger than the topic's max_message, or a batch that cannot fit the ring."""
 
@@ -77,6 +81,8 @@ class Hub:
         publish_timeout: Optional[float] = None,
         stall_timeout: Optional[float] = None,
         max_subscribers: Optional[int] = None,
+        claim_timeout: Optional[float] = None,
+        index_size: Optional[int] = None,
     ) -> Topic:
         """The topic called ``name``, created if new.
 
@@ -84,12 +90,15 @@ class Hub:
         defaults. With any option, the others take their defaults and the whole set must match
         an existing topic's, or pushpoll.Error says how they differ.
 
-        capacity: ring size in bytes, a power of two, at least 4096 (default 1 MiB).
+        capacity: ring size in bytes, a power of two from 4096 to 16 GiB (default 1 MiB).
         max_message: largest payload in bytes (default: the smaller of 64 KiB and capacity / 4).
+        index_size: the most messages retained at once, a power of two (default capacity / 32).
         overflow: "block" (lossless: publishers wait up to publish_timeout, then raise Full; a
             subscriber stalling longer than stall_timeout is detached and later told its gap)
             or "overwrite" (never waits; lapped subscribers learn their exact gap).
         publish_timeout, stall_timeout: seconds (defaults 1.0 and 5.0).
+        claim_timeout: seconds a publisher stalled mid-publish may hold readers and the ring
+            back before its message goes out aborted (default 1.0; 0: never).
         max_subscribers: size of the subscriber table (default 16384).
 
         Raises pushpoll.Error for invalid options, pushpoll.Closed after close().
@@ -131,19 +140,22 @@ class TopicStats:
 
     @property
     def head(self) -> int:
-        """Messages published (the next seq)."""
+        """Messages readers can see (the next seq after the committed prefix)."""
     @property
     def oldest(self) -> int:
         """Oldest retained seq."""
     @property
     def bytes_claimed(self) -> int:
-        """Ring bytes claimed so far (framing and padding included)."""
+        """Ring bytes claimed so far (skipped lap ends included)."""
     @property
     def subscribers(self) -> int:
         """Live subscribers."""
     @property
     def full_waits(self) -> int:
-        """Publishes that found the ring full and waited."""
+        """Publishes that waited for subscribers to make room."""
+    @property
+    def held_waits(self) -> int:
+        """Publishes that waited for a publish in progress at the oldest end of the ring."""
     @property
     def full_timeouts(self) -> int:
         """Publishes that gave up (Full, or try_publish() returning False)."""
@@ -162,6 +174,12 @@ class TopicStats:
     @property
     def aborted(self) -> int:
         """Claims dropped without commit."""
+    @property
+    def expired(self) -> int:
+        """Publishes aborted after holding readers or the ring back for claim_timeout."""
+    @property
+    def bias_revocations(self) -> int:
+        """Times a sole publisher's fast path was taken back by another publisher."""
 
 class Topic:
     """A topic: an append-only ring log. Every message gets the next sequence number.
@@ -215,6 +233,12 @@ class Topic:
     @property
     def stall_timeout(self) -> float:
         """Seconds a subscriber may hold the ring back before it is detached."""
+    @property
+    def claim_timeout(self) -> float:
+        """Seconds a stalled publish may hold readers and the ring back (0: forever)."""
+    @property
+    def index_size(self) -> int:
+        """The most messages retained at once."""
     @property
     def max_subscribers(self) -> int: ...
     @property

@@ -12,7 +12,7 @@ import pushpoll
 
 def test_hierarchy():
     assert issubclass(pushpoll.Error, Exception)
-    for cls in (pushpoll.Full, pushpoll.Closed, pushpoll.InvalidCursor, pushpoll.MessageTooLarge):
+    for cls in (pushpoll.Full, pushpoll.Closed, pushpoll.InvalidCursor, pushpoll.MessageTooLarge, pushpoll.ClaimExpired):
         assert issubclass(cls, pushpoll.Error)
         assert cls.__module__ == "pushpoll"
         assert cls.__doc__

@@ -145,8 +145,12 @@ def test_topic_options_are_reported(make_topic):
         publish_timeout=0.25,
         stall_timeout=2,
         max_subscribers=8,
+        claim_timeout=0.5,
+        index_size=1 << 12,
     )
     assert t.capacity == 1 << 14
+    assert t.claim_timeout == pytest.approx(0.5)
+    assert t.index_size == 1 << 12
     assert t.max_message == 100
     assert t.overflow == "overwrite"
     assert t.publish_timeout == pytest.approx(0.25)
@@ -157,6 +161,8 @@ def test_topic_options_are_reported(make_topic):
     assert (d.capacity, d.max_message, d.overflow) == (1 << 20, 65536, "block")
     assert d.publish_timeout == pytest.approx(1.0)
     assert d.stall_timeout == pytest.approx(5.0)
+    assert d.claim_timeout == pytest.approx(1.0)
+    assert d.index_size == (1 << 20) // 32
 
 
 @pytest.mark.parametrize(
@@ -166,6 +172,10 @@ def test_topic_options_are_reported(make_topic):
         ({"capacity": 1024}, "capacity"),
         ({"publish_timeout": -1.0}, "must not be negative"),
         ({"max_subscribers": 0}, "max_subscribers"),
+        ({"max_subscribers": 1 << 30}, "over the limit of 1048576"),
+        ({"capacity": 1 << 46}, "over the limit of 17179869184 bytes"),
+        ({"index_size": 100}, "power of two"),
+        ({"claim_timeout": -1.0}, "must not be negative"),
         ({"publish_timeout": float("nan")}, "NaN"),
     ],
 )
