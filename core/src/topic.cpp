@@ -202,11 +202,28 @@ void Topic::try_bias(std::uint64_t me) noexcept {
   }
 }
 
+void Topic::lower_bias_flag() noexcept {
+  auto& s = ring_.state();
+  // seq_cst, as every access to the flag and the owner word.
+  std::uint64_t w = s.claim.load(std::memory_order_relaxed);
+  while ((w & detail::kClaimBiased) &&
+         !s.claim.compare_exchange_weak(w, w & ~detail::kClaimBiased, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+  }
+}
+
 void Topic::revoke_bias() noexcept {
   auto& s = ring_.state();
   // seq_cst throughout: the owner word orders the revocation (flag cleared before owner -> 0).
   std::uint64_t o = s.owner.load(std::memory_order_seq_cst);
-  if (o == 0) return;  // revoked already; the flag is down (it goes down before the owner does)
+  if (o == 0) {
+    // Revoked already. The flag may still be up: a thread that took the owner word can be revoked
+    // before it raises the flag, and then raise it. With no owner, no restartable claim can pass
+    // its check, so lowering it is safe (if someone takes the bias meanwhile, it only loses the
+    // flag, and with it the fast path, until it earns them again).
+    lower_bias_flag();
+    return;
+  }
   if (o != detail::kRevoking) {
     if (!s.owner.compare_exchange_strong(o, detail::kRevoking, std::memory_order_seq_cst)) return;
     // Relaxed: statistics and a heuristic; a contended topic earns the bias ever more slowly.
@@ -218,11 +235,7 @@ void Topic::revoke_bias() noexcept {
   // visible or restarted (and then fails its check). Whoever finds kRevoking does this itself
   // rather than wait for the revoker, so no producer waits for another.
   notifier_->restart_sequences();
-  std::uint64_t w = s.claim.load(std::memory_order_relaxed);
-  while ((w & detail::kClaimBiased) &&
-         !s.claim.compare_exchange_weak(w, w & ~detail::kClaimBiased, std::memory_order_seq_cst,
-                                        std::memory_order_relaxed)) {
-  }
+  lower_bias_flag();
   std::uint64_t revoking = detail::kRevoking;
   s.owner.compare_exchange_strong(revoking, 0, std::memory_order_seq_cst);
 }

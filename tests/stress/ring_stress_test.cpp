@@ -408,6 +408,70 @@ INSTANTIATE_TEST_SUITE_P(
 // Subscribers come and go while producers publish: each starts at oldest, latest or a seq in
 // between, and must then see a gap-free, intact run of messages from exactly where it started.
 
+// The bias of a sole producer is earned, revoked and earned again, over and over: one producer
+// publishes alone until it holds the bias, then the others join in a burst (revoking it, sometimes
+// two at once, sometimes while the owner is between taking the owner word and raising the flag),
+// then it is alone again. Each round on a fresh topic (a topic earns the bias ever more slowly).
+// Every message must arrive exactly once, in each producer's order, and no producer may spin
+// forever on a flag nobody owns (the watchdog).
+TEST(BiasStress, ProducersTakingTurnsAloneAndTogetherLoseNothing) {
+  constexpr unsigned kProducers = 4;
+  const std::uint64_t rounds = scaled(40, 8);
+  std::atomic<std::uint64_t> current{0};
+  Watchdog watchdog([&] { return "round " + std::to_string(current.load()); });
+  for (std::uint64_t round = 0; round < rounds; ++round) {
+    current.store(round);
+    Hub hub;
+    TopicOptions opt;
+    opt.capacity = 1 << 20;
+    Topic& t = hub.topic("bias", opt);
+    Subscriber sub = t.subscribe();
+    std::vector<std::uint64_t> sent(kProducers, 0), next(kProducers, 0);
+    Failures failures;
+    std::uint64_t received = 0;
+    auto publish = [&](unsigned p, std::uint64_t n) {
+      for (std::uint64_t i = 0; i < n; ++i) {
+        const std::uint64_t word[2] = {p, sent[p]++};
+        t.publish(std::as_bytes(std::span(word)));
+      }
+    };
+    auto drain = [&] {
+      for (Batch b = sub.poll(4096); !b.empty(); b = sub.poll(4096)) {
+        for (const Message& m : b) {
+          std::uint64_t word[2];
+          std::memcpy(word, m.data.data(), sizeof word);
+          if (word[0] >= kProducers || word[1] != next[word[0]]) {
+            failures.add("round " + std::to_string(round) + ": message " + std::to_string(m.seq) + " out of order");
+          } else {
+            ++next[word[0]];
+          }
+          ++received;
+        }
+      }
+    };
+    for (int phase = 0; phase < 4; ++phase) {
+      publish(0, 600);  // alone: earns the bias (256 claims in a row), holds it for a while
+      drain();
+      std::vector<std::thread> others;
+      std::latch go(kProducers - 1);
+      for (unsigned p = 1; p < kProducers; ++p) {
+        others.emplace_back([&, p] {
+          go.arrive_and_wait();
+          publish(p, 300);
+        });
+      }
+      publish(0, 300);
+      for (auto& th : others) th.join();
+      drain();
+    }
+    failures.report();
+    std::uint64_t total = 0;
+    for (const std::uint64_t n : sent) total += n;
+    EXPECT_EQ(received, total) << "round " << round;
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
 TEST(LateJoinStress, SubscribersJoiningMidStreamSeeAnIntactRunFromTheirStart) {
   constexpr unsigned kProducers = 2;
   const std::uint64_t per_producer = scaled(100000, 20000);

@@ -304,6 +304,29 @@ TEST(Bias, ASecondProducerTakesTheBiasBackAndNothingIsLostEitherWay) {
   EXPECT_GE(t.stats().bias_revocations, 1u) << "the first producer never held the bias";
 }
 
+TEST(Bias, AFlagLeftUpWithoutAnOwnerIsLoweredByTheNextClaim) {
+  // A thread can take the owner word, be revoked by a revoker that read the owner earlier, and
+  // only then raise the flag: the flag is up and nobody owns the bias. The next claim must lower it
+  // and go on (it once spun forever, every producer of the topic with it).
+  Hub hub;
+  Topic& t = hub.topic("t", small_topic());
+  Subscriber sub = t.subscribe();
+  t.publish(bytes_of("before"));
+  auto& s = t.ring().state();
+  s.owner.store(0);
+  s.claim.fetch_or(detail::kClaimBiased);
+  std::thread publisher([&] { t.publish(bytes_of("after")); });
+  const auto until = Clock::now() + 5s;
+  while (t.head() < 2 && Clock::now() < until) std::this_thread::yield();
+  if (t.head() < 2) {
+    ADD_FAILURE() << "the publish never claimed: it spins on a flag nobody owns";
+    std::_Exit(1);  // the publisher cannot be joined
+  }
+  publisher.join();
+  EXPECT_EQ(s.claim.load() & detail::kClaimBiased, 0u);
+  EXPECT_EQ(drain(sub).size(), 2u);
+}
+
 TEST(Bias, ARestartableStoreRefusedAfterTheRightIsWithdrawnNeverLands) {
   if (!detail::rseq_registered()) GTEST_SKIP() << "no restartable sequences in this process";
   Hub hub;

@@ -163,6 +163,7 @@ class Topic : public std::enable_shared_from_this<Topic> {
   void try_bias(std::uint64_t me) noexcept;
   /// Takes the bias back from its owner: after it, the owner's restartable stores fail.
   void revoke_bias() noexcept;
+  void lower_bias_flag() noexcept;
   /// Slow path of reserve(): makes room up to (end_pos, end_seq) (retiring old records, detaching
   /// stalled subscribers, expiring a claim that held the ring for claim_timeout), waiting if asked.
   /// Returns false when there is no room and no wait.
