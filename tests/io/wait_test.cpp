@@ -19,6 +19,36 @@ TEST_P(Wait, TimesOutWhenNothingComes) {
   EXPECT_LT(elapsed, 3s) << "overslept the timeout";
 }
 
+TEST_P(Wait, TheLargestDurationMeansForeverWhereverATimeoutIsTaken) {
+  // nanoseconds::max() added to now() overflows; every wait must read it as "practically forever":
+  // as a wait timeout, a spin, and a wake group's timeout.
+  constexpr auto kMax = std::chrono::nanoseconds::max();
+  Hub hub(hub_options());
+  Topic& t = hub.topic("max");
+  Subscriber sub = t.subscribe(Start::latest);
+  Subscriber spinner = t.subscribe(Start::latest);
+  spinner.set_wait_options(WaitOptions{.spin = kMax, .min_interval = {}, .safety_net = std::chrono::seconds(1)});
+  Subscriber member = t.subscribe(Start::latest);
+  WakeGroup group(hub);
+  group.add(member);
+  Watchdog dog("Wait.TheLargestDurationMeansForeverWhereverATimeoutIsTaken");
+  std::thread publisher([&] {
+    std::this_thread::sleep_for(200ms);
+    t.publish(bytes_of(std::uint64_t{7}));
+  });
+  std::atomic<bool> spun{false};
+  std::thread spinning([&] { spun = spinner.wait(kMax); });
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(sub.wait(kMax));
+  EXPECT_GE(Clock::now() - t0, 150ms) << "returned before anything was published";
+  const auto ids = group.wait(kMax);
+  EXPECT_EQ(ids.size(), 1u);
+  publisher.join();
+  spinning.join();
+  EXPECT_TRUE(spun.load());
+  EXPECT_EQ(sub.poll().size(), 1u);
+}
+
 TEST_P(Wait, ZeroTimeoutDoesNotBlock) {
   Hub hub(hub_options());
   Topic& t = hub.topic("zero");

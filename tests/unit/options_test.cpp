@@ -95,6 +95,35 @@ TEST(TopicOptions, ZeroSubscribersAndNegativeTimeoutsAreRejected) {
   EXPECT_NE(rejection(opt).find("must not be negative"), std::string::npos);
 }
 
+TEST(TopicOptions, SizesOverTheLimitsAreRejectedNamingTheLimitNotByRunningOutOfMemory) {
+  TopicOptions opt;
+  opt.max_subscribers = 0xffffffffu;
+  EXPECT_NE(rejection(opt).find("max_subscribers 4294967295 is over the limit of 1048576"), std::string::npos)
+      << rejection(opt);
+  opt = TopicOptions{};
+  opt.capacity = std::uint64_t{1} << 46;
+  EXPECT_NE(rejection(opt).find("over the limit of 17179869184 bytes (16 GiB)"), std::string::npos) << rejection(opt);
+  opt = TopicOptions{};
+  opt.capacity = std::uint64_t{1} << 30;
+  opt.max_message = std::uint32_t{1} << 26;
+  EXPECT_NE(rejection(opt).find("max_message 67108864 is over the limit of 67108863 bytes"), std::string::npos)
+      << rejection(opt);
+  opt = TopicOptions{};
+  opt.index_size = 100;
+  EXPECT_NE(rejection(opt).find("power of two"), std::string::npos) << rejection(opt);
+  opt.index_size = std::uint64_t{1} << 28;
+  EXPECT_NE(rejection(opt).find("over the limit of 134217728 messages"), std::string::npos) << rejection(opt);
+  opt = TopicOptions{};
+  opt.claim_timeout = std::chrono::milliseconds(-1);
+  EXPECT_NE(rejection(opt).find("must not be negative"), std::string::npos);
+  // Through a hub too: an Error, nothing allocated.
+  Hub hub;
+  TopicOptions huge;
+  huge.max_subscribers = 0xffffffffu;
+  EXPECT_THROW(hub.topic("huge", huge), Error);
+  EXPECT_EQ(hub.find("huge"), nullptr);
+}
+
 TEST(TopicOptions, SameAsComparesEffectiveValues) {
   TopicOptions a;
   a.capacity = 4096;

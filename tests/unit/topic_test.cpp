@@ -478,6 +478,55 @@ TEST(TopicBlock, UnsubscribingFreesTheRingForTheProducer) {
   EXPECT_TRUE(t.try_publish(p));
 }
 
+TEST(TopicBlock, SubscribersStalledAtDifferentCursorsAreDetachedTogetherAfterOneStallTimeout) {
+  // Eight subscribers stop at eight different cursors. They once went one after another, each
+  // after its own stall_timeout (8 x 300 ms); all eight made no progress while the ring was full,
+  // so all eight go when the first stall_timeout has passed.
+  Hub hub;
+  Topic& t = hub.topic("t", blocking(10s, 300ms));
+  std::vector<Subscriber> stalled;
+  for (int k = 0; k < 8; ++k) stalled.push_back(t.subscribe());
+  const auto p = pattern(0, 64);
+  for (int k = 0; k < 8; ++k) {
+    t.publish(p);
+    for (int j = k; j < 8; ++j) (void)drain(stalled[static_cast<std::size_t>(j)]);  // k stops at k + 1
+  }
+  const auto start = Clock::now();
+  for (int i = 0; i < 200; ++i) t.publish(p);  // many laps: needs every one of them detached
+  const auto took = Clock::now() - start;
+  EXPECT_EQ(t.stats().detaches, 8u);
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 900ms) << "detached one after another";
+  for (int k = 0; k < 8; ++k) {
+    Batch b = stalled[static_cast<std::size_t>(k)].poll(1000);
+    EXPECT_EQ(b.gap(), t.oldest() - static_cast<std::uint64_t>(k + 1)) << "subscriber " << k;
+  }
+}
+
+TEST(TopicBlock, TheLargestPublishTimeoutMeansForeverNotAnOverflow) {
+  Hub hub;
+  TopicOptions opt = blocking(std::chrono::nanoseconds::max(), 1h);
+  Topic& t = hub.topic("t", opt);
+  Subscriber held = t.subscribe();
+  (void)test::fill_ring(t, pattern(0, 64));
+  std::atomic<bool> threw_closed{false}, threw_other{false};
+  std::thread waiting([&] {
+    try {
+      t.publish(pattern(1, 64));
+    } catch (const Closed&) {
+      threw_closed = true;
+    } catch (...) {
+      threw_other = true;
+    }
+  });
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(threw_other.load()) << "nanoseconds::max() overflowed into an immediate Full";
+  EXPECT_FALSE(threw_closed.load());
+  t.close();
+  waiting.join();
+  EXPECT_TRUE(threw_closed.load());
+}
+
 TEST(TopicBlock, StalledSubscriberIsDetachedAndItsNextPollReportsTheExactGap) {
   Hub hub;
   Topic& t = hub.topic("t", blocking(5s, 100ms));
