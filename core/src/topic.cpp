@@ -133,17 +133,12 @@ void Topic::wake(std::uint64_t last, std::uint64_t tag_bits) noexcept {
 
 std::uint64_t Topic::head() const noexcept {
   auto& s = ring_.state();
-  // Relaxed hint, acquire retire point: the scan starts at a retained message known to be below
-  // the frontier, and acquires each mark it passes (SYNC(commit)).
-  const std::uint64_t start = std::max(s.head_hint.load(std::memory_order_relaxed), oldest());
-  std::uint64_t h = start;
+  // Acquire, both: the scan starts at a retained message known to be below the frontier (the
+  // readers' hint, pairing with its release, or the retire point, pairing with SYNC(retire)), and
+  // acquires each mark it passes (SYNC(commit)).
+  std::uint64_t h = std::max(s.visible_hint.load(std::memory_order_acquire), oldest());
   while (ring_.done(h)) ++h;
-  if (h - start >= 64) {
-    // Keep the next scan short. Relaxed: a lower bound of the frontier, whoever wins.
-    std::uint64_t hint = s.head_hint.load(std::memory_order_relaxed);
-    while (hint < h && !s.head_hint.compare_exchange_weak(hint, h, std::memory_order_relaxed)) {
-    }
-  }
+  ring_.raise_visible_hint(h);
   return h;
 }
 

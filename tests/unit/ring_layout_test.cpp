@@ -165,14 +165,16 @@ TEST_F(HandBuiltRing, AnAbortedEntryIsAnEmptyMessageWithNoRecord) {
   EXPECT_EQ(r.tag, 0);
 }
 
-TEST_F(HandBuiltRing, AWalkRefusesAPayloadThatWouldLeaveTheRingOrExceedMaxMessage) {
+TEST_F(HandBuiltRing, AWalkRefusesAPayloadThatWouldLeaveTheRing) {
   commit(0, kCapacity - 16, 17);  // 17 bytes from 16 before the end
   MessageWalk w(ring_, 0, 1024);
   RecordView r{};
   EXPECT_FALSE(w.next(r));
-  commit(1, 0, 2000);  // over max_message (1024)
+  EXPECT_EQ(w.seq(), 0u);
+  commit(1, kCapacity - 16, 16);  // exactly to the end: fine
   MessageWalk w1(ring_, 1, 1024);
-  EXPECT_FALSE(w1.next(r));
+  EXPECT_TRUE(w1.next(r));
+  EXPECT_EQ(r.size, 16u);
 }
 
 // ---- the region of a real topic ---------------------------------------------------------------

@@ -108,8 +108,13 @@ inline Batch Subscriber::poll(std::size_t max_messages) {
     const std::uint64_t from = c.cursor;
     std::uint64_t records = 0, matched = 0;
     if (c.tag_mask == kAllTags) {
-      // The committed run from the cursor: acquire each mark (SYNC(commit)).
+      // The committed run from the cursor. Below the readers' hint another scan acquired the marks
+      // already (acquire: pairs with its release); past it, acquire each mark (SYNC(commit)).
+      const std::uint64_t known = c.ring.state().visible_hint.load(std::memory_order_acquire);
+      if (known > from) records = known - from < max_messages ? known - from : max_messages;
+      const std::uint64_t scanned_from = records;
       while (records < max_messages && c.ring.done(from + records)) ++records;
+      if (records != scanned_from) c.ring.raise_visible_hint(from + records);
       matched = records;
     } else {
       detail::MessageWalk walk(c.ring, from, c.max_message);

@@ -216,9 +216,15 @@ struct RingState {
   // every sequence in flight before it takes an entry: any commit that began before then either
   // landed or restarts, finds the count moved, and takes the compare-and-swap path.
   alignas(kCacheLine) std::atomic<std::uint64_t> expiries_begun{0};
-  // A lower bound of the committed frontier. Writer: head() (fetch_max by CAS). Relaxed: only
-  // where a scan of the index starts; the index itself is the truth.
-  std::atomic<std::uint64_t> head_hint{0};
+
+  // ---- readers: what the last scan of the index found ----
+  // A lower bound of the committed frontier: every message below it was done when a reader scanned
+  // it. Writers: polls and head() that scanned past it (a plain store of a larger value; two racing
+  // readers may leave the smaller one, still a lower bound). Release after the scan's acquires of
+  // the marks; a reader acquires it and may then read every message below it without acquiring
+  // their marks again. So a thread hosting many subscribers scans each new message once, not once
+  // per subscriber. Publishers never touch this line.
+  alignas(kCacheLine) std::atomic<std::uint64_t> visible_hint{0};
 
   // ---- retirer -> claimers and readers ----
   // Writer: the retirer (holding `retiring`). The oldest retained seq, and a position at or before
@@ -272,9 +278,10 @@ struct RingState {
 static_assert(alignof(RingState) == kCacheLine);
 static_assert(offsetof(RingState, claim) % kCacheLine == 0, "claimers' line holds nothing readers poll");
 static_assert(offsetof(RingState, expiries_begun) % kCacheLine == 0, "not on a line producers write per claim");
+static_assert(offsetof(RingState, visible_hint) % kCacheLine == 0, "readers write it: not on a line publishers read");
 static_assert(offsetof(RingState, retire_seq) % kCacheLine == 0);
 static_assert(offsetof(RingState, closed) % kCacheLine == 0);
-static_assert(sizeof(RingState) == 7 * kCacheLine, "DESIGN.md's region map says seven lines");
+static_assert(sizeof(RingState) == 8 * kCacheLine, "DESIGN.md's region map says eight lines");
 
 // Every shared word must be lock-free, or it could not live in shared memory.
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
@@ -316,6 +323,13 @@ class RingView {
   [[nodiscard]] std::uint64_t placement(std::uint64_t pos, std::uint64_t bytes) const noexcept {
     return bytes <= lap_room(pos) ? pos : pos + lap_room(pos);
   }
+  /// Raises the readers' hint of the committed frontier to `seq` (every message below it was
+  /// acquired done by the caller). Release: see RingState::visible_hint.
+  void raise_visible_hint(std::uint64_t seq) const noexcept {
+    if (state_->visible_hint.load(std::memory_order_relaxed) < seq) {
+      state_->visible_hint.store(seq, std::memory_order_release);
+    }
+  }
   /// Read-validate, a seqlock's second look: true when the writers have retired message `seq`
   /// since, so that what was read of it (and after it) may come from a later lap. The acquire fence
   /// orders our earlier reads of ring bytes and entries before the relaxed load: if any of them came
@@ -353,18 +367,21 @@ class MessageWalk {
   MessageWalk() = default;
   MessageWalk(const RingView& ring, std::uint64_t seq, std::uint32_t max_message) noexcept
       : index_(&ring.entry(0)), records_(ring.records()), index_mask_(ring.index_size() - 1),
-        mask_(ring.mask()), capacity_(ring.capacity()), max_message_(max_message), seq_(seq) {}
+        mask_(ring.mask()), capacity_(ring.capacity()), seq_(seq) {
+    (void)max_message;
+  }
 
   /// Reads message seq() and moves past it. Returns false, and moves nowhere, when its entry is not
   /// done for this seq (not committed yet; or, in overwrite mode or after a detach, reused by a
-  /// later lap) or its payload would leave the ring or exceed max_message: a view never leaves the
-  /// ring, whatever an overwriting writer left there, and such a batch fails validation on
-  /// release(). Acquire on the mark: pairs with SYNC(commit).
+  /// later lap) or its payload would leave the ring: a view never leaves the ring, whatever an
+  /// overwriting writer left there, and such a batch fails validation on release(). Acquire on the
+  /// mark: pairs with SYNC(commit).
   [[gnu::always_inline]] bool next(RecordView& r) noexcept {
     const IndexEntry& e = index_[seq_ & index_mask_];
     const std::uint64_t word = e.word.load(std::memory_order_acquire);
-    if (!entry_done(word, seq_)) [[unlikely]] return false;
-    if (word & kEntryAborted) [[unlikely]] {
+    // One test for both rare cases: not this seq's entry, or an aborted message.
+    if (((word ^ seq_) & (kSeqMask | kEntryAborted)) != 0) [[unlikely]] {
+      if (!entry_done(word, seq_)) return false;
       r = RecordView{nullptr, 0, 0, true};
       ++seq_;
       return true;
@@ -373,7 +390,8 @@ class MessageWalk {
     const std::uint64_t info = e.info.load(std::memory_order_relaxed);
     const std::uint64_t off = info_offset(info, mask_);
     const std::uint32_t size = info_size(info);
-    if (size > max_message_ || off + size > capacity_) [[unlikely]] return false;
+    // Sizes are below 2^26 and offsets below the capacity: the sum cannot overflow.
+    if (off + size > capacity_) [[unlikely]] return false;
     r = RecordView{records_ + off, size, info_tag(info), false};
     ++seq_;
     return true;
@@ -385,7 +403,6 @@ class MessageWalk {
   const IndexEntry* index_ = nullptr;
   const std::byte* records_ = nullptr;
   std::uint64_t index_mask_ = 0, mask_ = 0, capacity_ = 0;
-  std::uint32_t max_message_ = 0;
   std::uint64_t seq_ = 0;
 };
 
