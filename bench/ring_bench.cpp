@@ -481,10 +481,12 @@ void consume_topic(pushpoll::Subscriber& sub, Shared& shared, std::size_t bytes,
   benchmark::DoNotOptimize(sink);
 }
 
-void pushpoll_one_to_one(benchmark::State& state, bool single_producer) {
+void pushpoll_one_to_one(benchmark::State& state, bool single_producer, bool restartable = true) {
   const auto bytes = static_cast<std::size_t>(state.range(0));
   const auto n = static_cast<std::uint64_t>(state.range(1));
-  pushpoll::Hub hub;
+  pushpoll::HubOptions hub_options;
+  hub_options.restartable_sequences = restartable;
+  pushpoll::Hub hub(hub_options);
   pushpoll::Topic& topic = hub.topic("bench", bench_topic_options(single_producer));
   pushpoll::Subscriber sub = topic.subscribe(pushpoll::Start::oldest);
   std::vector<std::byte> message(bytes, kFiller);
@@ -515,6 +517,16 @@ void pushpoll_one_to_one(benchmark::State& state, bool single_producer) {
 void BM_Pushpoll_OneToOne(benchmark::State& state) { pushpoll_one_to_one(state, false); }
 BENCHMARK(BM_Pushpoll_OneToOne)
     ->Apply(one_to_one_sizes);
+
+// As BM_Pushpoll_OneToOne, with HubOptions::restartable_sequences = false: every publish claims
+// with a CAS and commits with a 16-byte CAS (two locked instructions per message), as where the
+// kernel refuses restartable sequences. The cost they save.
+void BM_PushpollCasOnly_OneToOne(benchmark::State& state) { pushpoll_one_to_one(state, false, false); }
+BENCHMARK(BM_PushpollCasOnly_OneToOne)
+    ->ArgNames({"bytes", "msgs", "idle"})
+    ->Args({64, kMessagesPerIteration, 0})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // As BM_Pushpoll_OneToOne, with TopicOptions::single_producer: publish claims with a plain store
 // from the first message on (the default publish earns the same path after a while: the bias).

@@ -58,7 +58,7 @@ class Engine {
         background_(options.mode == NotifyMode::background),
         window_(options.coalesce_window),
         asymmetric_(options.asymmetric_barrier && register_membarrier()),
-        restartable_(register_rseq_restart()) {
+        restartable_(options.restartable_sequences && register_rseq_restart()) {
     if (background_) {
       bg_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (bg_fd_ < 0) throw Error(std::string("pushpoll: eventfd: ") + std::strerror(errno));

@@ -34,6 +34,11 @@ struct HubOptions {
   /// every publish pay a full fence and arming cheap. Prefer false when many subscribers re-arm
   /// while publishers run hot on a VM, where interrupts are expensive.
   bool asymmetric_barrier = true;
+  /// Producers write the claim word (a sole producer) and their commits inside restartable
+  /// sequences, with no locked instruction per publish, where the kernel allows it (rseq, and
+  /// membarrier's RSEQ command); false, or PUSHPOLL_RSEQ=off in the environment: compare-and-swap
+  /// only. docs/DESIGN.md, "Restartable sequences instead of locked instructions".
+  bool restartable_sequences = true;
   /// Where topic regions live; the process heap when null.
   std::shared_ptr<MemoryProvider> memory;
 };
