@@ -61,9 +61,9 @@ bool has_matching(detail::SubscriberCore& c) {
   // commit mark at the cursor.
   const std::uint64_t word = c.ring.entry(c.cursor).word.load(std::memory_order_seq_cst);
   if (!detail::entry_done(word, c.cursor)) {
-    // An uncommitted claim in the way is timed here too (the safety net's look comes here), so
-    // that a parked subscriber also frees itself from a claim that never commits.
-    return c.claim_pending() && c.held_back();
+    // An uncommitted claim in the way (a later message done) is timed here too, and expired after
+    // claim_timeout; wait()'s safety net also looks at the claim word.
+    return c.held_up() && c.held_back();
   }
   if (c.tag_mask == kAllTags) return true;
   // Skip, and consume, the messages the mask does not take.
@@ -257,6 +257,12 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
       if (has_matching()) {  // messages came and no push did: recover, and count it
         disarm();
         n->count_recovered();
+        return done(true);
+      }
+      // A claim that holds this subscriber back, wherever the next message is: expire it once it
+      // has for claim_timeout (a publisher killed mid-claim must not park us forever).
+      if (c.claim_pending() && c.held_back()) {
+        disarm();
         return done(true);
       }
       continue;  // still armed: block again
