@@ -26,6 +26,10 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#if defined(__GLIBCXX__)
+#include <cxxabi.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -170,17 +174,47 @@ struct PyWakeGroup {
   std::shared_ptr<GroupState> state;
 };
 
-/// Releases the GIL for its scope. Nothing Python may be touched inside.
+/// The exception pthread_exit() unwinds a thread with. A thread that takes the GIL back while the
+/// interpreter finalizes (a daemon thread blocked in a wait when the program ends) is ended that
+/// way: it must pass through every catch-all, rethrown, and through no noexcept function.
+#if defined(__GLIBCXX__)
+using ForcedUnwind = abi::__forced_unwind;
+#else
+struct ForcedUnwind {};  // never thrown
+#endif
+
+/// Releases the GIL for its scope. Nothing Python may be touched inside, but check_signals().
 class NoGil {
  public:
   NoGil() noexcept : state_(PyEval_SaveThread()) {}
-  ~NoGil() { PyEval_RestoreThread(state_); }
+  // noexcept(false): taking the GIL back may end the thread (see ForcedUnwind).
+  ~NoGil() noexcept(false) {
+    if (!held_) PyEval_RestoreThread(state_);
+  }
   NoGil(const NoGil&) = delete;
   NoGil& operator=(const NoGil&) = delete;
 
+  /// Takes the GIL for a moment to run Python's signal handlers (Ctrl-C raises KeyboardInterrupt
+  /// there). True when one raised: the Python error is set; leave the wait and report it.
+  bool check_signals() {
+    held_ = true;  // if taking it ends the thread, the destructor must not take it again
+    PyEval_RestoreThread(state_);
+    const bool raised = PyErr_CheckSignals() != 0;
+    state_ = PyEval_SaveThread();
+    held_ = false;
+    return raised;
+  }
+
  private:
   PyThreadState* state_;
+  bool held_ = false;
 };
+
+/// With the GIL held, between two slices of a wait: runs Python's signal handlers; throws
+/// error_already_set when one raised (Ctrl-C: KeyboardInterrupt), as time.sleep() does.
+inline void check_signals() {
+  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+}
 
 /// Takes SubState::mutex (or GroupState::mutex) with the GIL held. A thread holds the mutex for long
 /// only while it blocks without the GIL, so waiting for it happens without the GIL too: no

@@ -414,6 +414,8 @@ PyObject* batch_release(PyObject* self, PyObject*) {
     try {
       SubLock lock(*pin->sub);
       if (!release_pin(pin)) return nullptr;
+    } catch (const ForcedUnwind&) {
+      throw;
     } catch (...) {
       return set_error();
     }

@@ -31,7 +31,18 @@ bool set_pushpoll_error(std::exception_ptr p) {
   try {
     std::rethrow_exception(p);
   } catch (const Full& e) {
-    PyErr_SetString(full_type, e.what());
+    // Full.published: how many messages of a batch went out before it stayed full.
+    PyObject* exc = PyObject_CallFunction(full_type, "s", e.what());
+    if (exc == nullptr) return true;  // the error of the call is set instead
+    PyObject* published = PyLong_FromUnsignedLongLong(e.published());
+    if (published == nullptr || PyObject_SetAttrString(exc, "published", published) != 0) {
+      Py_XDECREF(published);
+      Py_DECREF(exc);
+      return true;
+    }
+    Py_DECREF(published);
+    PyErr_SetObject(full_type, exc);
+    Py_DECREF(exc);
   } catch (const Closed& e) {
     PyErr_SetString(closed_type, e.what());
   } catch (const InvalidCursor& e) {
@@ -40,6 +51,9 @@ bool set_pushpoll_error(std::exception_ptr p) {
     PyErr_SetString(too_large_type, e.what());
   } catch (const ClaimExpired& e) {
     PyErr_SetString(claim_expired_type, e.what());
+  } catch (const Interrupted& e) {
+    // The interrupt check left the signal handler's exception (KeyboardInterrupt) set: keep it.
+    if (PyErr_Occurred() == nullptr) PyErr_SetString(error_type, e.what());
   } catch (const Error& e) {
     PyErr_SetString(error_type, e.what());
   } catch (...) {
@@ -126,8 +140,18 @@ void register_errors(py::module_& m) {
   full_type = new_exception(
       m, "Full",
       "A blocking publish found no room within the topic's publish_timeout (overflow=\"block\"): a "
-      "subscriber is not keeping up.",
+      "subscriber is not keeping up. Its `published` attribute says how many messages of a "
+      "publish_many() went out before it (the rest did not; 0 for a single publish).",
       error_type);
+  // A class attribute too, so that any Full (also one raised by Python code) has it.
+  {
+    PyObject* zero = PyLong_FromLong(0);
+    if (zero == nullptr || PyObject_SetAttrString(full_type, "published", zero) != 0) {
+      Py_XDECREF(zero);
+      throw py::error_already_set();
+    }
+    Py_DECREF(zero);
+  }
   closed_type = new_exception(
       m, "Closed", "The topic, its hub or the subscriber was closed.", error_type);
   invalid_cursor_type = new_exception(

@@ -27,6 +27,8 @@ PyObject* poll(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject
   }
   try {
     return poll_batch(py::cast<PySubscriber&>(py::handle(self)).state, max_messages);
+  } catch (const ForcedUnwind&) {
+    throw;
   } catch (...) {
     return set_error();
   }
@@ -128,6 +130,7 @@ bool wait(PySubscriber& self, std::optional<double> timeout_seconds) {
         NoGil nogil;
         std::this_thread::sleep_for(std::min<clock::duration>(kWaitSlice, until - now));
       }
+      check_signals();
       if (s.closed) throw_closed_subscriber();
     }
   }
@@ -169,6 +172,7 @@ bool wait(PySubscriber& self, std::optional<double> timeout_seconds) {
     spin = std::max(std::chrono::nanoseconds(0),
                     spin - std::chrono::duration_cast<std::chrono::nanoseconds>(now - slice_start));
     if (deadline.passed(now)) return false;
+    check_signals();  // between two slices: Ctrl-C raises KeyboardInterrupt within one slice
     yield_to_queued(s);
   }
 }

@@ -25,6 +25,8 @@ bool to_tag(PyObject* obj, unsigned& tag) {
   if (value == -1 && PyErr_Occurred()) return false;
   try {
     tag = to_tag(value);
+  } catch (const ForcedUnwind&) {
+    throw;
   } catch (...) {
     set_error();
     return false;
@@ -65,11 +67,15 @@ PyObject* publish(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObj
       if (data.size() <= kGilFreeBytes && never_waits(t)) {
         seq = t.publish(data.span(), tag);
       } else {
+        // While it waits for room it comes back for Python's signal handlers (Ctrl-C) about
+        // every 50 ms; never while there is room.
         NoGil nogil;
-        seq = t.publish(data.span(), tag);
+        seq = t.publish(data.span(), tag, [&nogil] { return nogil.check_signals(); });
       }
       return PyLong_FromUnsignedLongLong(seq);
     }
+  } catch (const ForcedUnwind&) {
+    throw;
   } catch (...) {
     return set_error();
   }
@@ -82,8 +88,8 @@ PyMethodDef publish_def = {
     "Appends one message; returns its sequence number.\n\n"
     "data: any contiguous buffer (bytes, bytearray, memoryview, a C-contiguous numpy array), "
     "copied into the ring. tag: 0..63; subscribers filter on it.\n"
-    "With overflow=\"block\" it waits for room up to publish_timeout, without the GIL, then "
-    "raises Full. Raises MessageTooLarge over max_message, Closed after close(), Error for a tag "
+    "With overflow=\"block\" it waits for room up to publish_timeout, without the GIL (Ctrl-C "
+    "interrupts the wait), then raises Full. Raises MessageTooLarge over max_message, Closed after close(), Error for a tag "
     "out of range."};
 
 PyMethodDef try_publish_def = {
@@ -106,7 +112,7 @@ std::uint64_t publish_many(PyTopic& self, const py::iterable& messages, long lon
   }
   if (total <= kGilFreeBytes && never_waits(*self.topic)) return self.topic->publish_batch(spans, t);
   NoGil nogil;
-  return self.topic->publish_batch(spans, t);
+  return self.topic->publish_batch(spans, t, [&nogil] { return nogil.check_signals(); });
 }
 
 Start to_start(const py::object& start) {

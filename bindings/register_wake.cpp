@@ -164,7 +164,6 @@ std::vector<std::uint32_t> wait(const PyWakeGroup& self, std::optional<double> t
   using clock = Deadline::clock;
   const Deadline deadline(timeout_seconds);
   std::vector<std::uint32_t> ids;
-  std::vector<GroupState::Member> finished;  // members that left; dropped after the locks
   for (bool first = true;; first = false) {
     if (g.closed) throw_closed_group();
     {
@@ -187,32 +186,23 @@ std::vector<std::uint32_t> wait(const PyWakeGroup& self, std::optional<double> t
       }
       if (ids.empty()) {
         const std::chrono::nanoseconds slice = deadline.slice(clock::now());
-        {
-          NoGil nogil;
-          const auto ready = g.group.wait(slice);
-          ids.assign(ready.begin(), ready.end());
+        if (members.empty() && deadline.at() == clock::time_point::max()) {
+          throw Error("pushpoll: wait() without a timeout on a wake group with no members: nothing could wake it");
         }
-        // A member whose topic is closed is ready at every arming, news or not. Once it is fully
-        // read it can never be woken again: it leaves the group instead of being reported forever.
-        const auto done = [&g](std::uint32_t id) {
-          const SubState* m = g.members[id].state.get();
-          return m != nullptr && m->topic->closed() && m->sub.lag() == 0;
-        };
-        for (const std::uint32_t id : ids) {
-          if (done(id)) finished.push_back(leave_group(g, *g.members[id].state));
-        }
-        ids.erase(std::remove_if(ids.begin(), ids.end(),
-                                 [&g](std::uint32_t id) { return !g.members[id].state; }),
-                  ids.end());
+        // A member whose topic is closed and fully read is never reported; once every member is,
+        // the C++ group raises Closed (as a single subscriber's wait() does).
+        NoGil nogil;
+        const auto ready = g.group.wait(slice);
+        ids.assign(ready.begin(), ready.end());
       }
     }
-    finished.clear();
     if (!ids.empty()) {
       std::sort(ids.begin(), ids.end());
       ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
       return ids;
     }
     if (deadline.passed(clock::now())) return ids;
+    check_signals();  // between two slices: Ctrl-C raises KeyboardInterrupt within one slice
     // Copied first: yielding releases the GIL, and with it the members list.
     const auto members = member_states(g);
     yield_to_queued(g);
@@ -279,9 +269,10 @@ any; otherwise blocks, without the GIL, until pushed (returns the ids pushed) or
 seconds pass (returns []). None: no timeout. Releases the members' outstanding batches first,
 under the zero-copy rule (BufferError while buffers derived from one are alive).
 A member whose topic is closed is reported while it has unread messages (also ones its tags skip:
-a poll moves past them); once it is fully read it leaves the group (its wake_group becomes None, its arm() raises Closed). Raises Closed when the
-group is closed, also by another thread while this one waits (the wait runs in slices of at most
-50 ms).
+a poll moves past them), and never once it is fully read; when every member is so, raises Closed
+(as a single subscriber's wait() does). Raises Closed when the group is closed, also by another
+thread while this one waits (the wait runs in slices of at most 50 ms). Error for a wait without
+timeout on a group with no members.
 )doc")
       .def("ready", &ready, R"doc(
 After fileno() became readable in an external event loop: drains it and returns the sorted ids of

@@ -87,6 +87,12 @@ bool Topic::make_room(std::uint64_t end_pos, std::uint64_t end_seq, Wait wait, d
                                     options_.publish_timeout).count()) +
                  " ms): a subscriber is not keeping up");
     }
+    if (room.interrupted != nullptr && now >= room.next_check) {
+      room.next_check = now + std::chrono::milliseconds(50);
+      if ((*room.interrupted)()) {
+        throw Interrupted("pushpoll: a publish waiting for room on topic '" + name_ + "' was interrupted");
+      }
+    }
     backoff(room.backoff);
   }
 }

@@ -271,7 +271,24 @@ bool Topic::expire(std::uint64_t seq) noexcept {
 
 // ---- batches and claims -----------------------------------------------------------------------
 
+std::uint64_t Topic::publish(std::span<const std::byte> data, unsigned tag,
+                             const std::function<bool()>& interrupted) {
+  std::uint64_t seq = 0;
+  publish_one(data, tag, Wait::yes, seq, &interrupted);
+  return seq;
+}
+
 std::uint64_t Topic::publish_batch(std::span<const std::span<const std::byte>> messages, unsigned tag) {
+  return publish_batch_impl(messages, tag, nullptr);
+}
+
+std::uint64_t Topic::publish_batch(std::span<const std::span<const std::byte>> messages, unsigned tag,
+                                   const std::function<bool()>& interrupted) {
+  return publish_batch_impl(messages, tag, &interrupted);
+}
+
+std::uint64_t Topic::publish_batch_impl(std::span<const std::span<const std::byte>> messages, unsigned tag,
+                                        const std::function<bool()>* interrupted) {
   check_tag(tag);
   check_open();
   if (messages.empty()) throw Error("pushpoll: publish_batch needs at least one message");
@@ -290,9 +307,8 @@ std::uint64_t Topic::publish_batch(std::span<const std::span<const std::byte>> m
       ++j;
     }
     try {
-      last = publish_chunk(messages.subspan(i, j - i), tag);
+      last = publish_chunk(messages.subspan(i, j - i), tag, interrupted);
     } catch (const Full&) {
-      if (i == 0) throw;
       throw_full(i);
     }
     i = j;
@@ -301,13 +317,17 @@ std::uint64_t Topic::publish_batch(std::span<const std::span<const std::byte>> m
 }
 
 void Topic::throw_full(std::uint64_t published) const {
-  throw Full("pushpoll: topic " + quote(name_) + " stayed full for publish_timeout (" +
-             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(options_.publish_timeout).count()) +
-             " ms) after the first " + std::to_string(published) +
-             " messages of the batch were published: a subscriber is not keeping up");
+  const std::string waited = "pushpoll: topic " + quote(name_) + " stayed full for publish_timeout (" +
+                             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                options_.publish_timeout).count()) + " ms)";
+  if (published == 0) throw Full(waited + ": a subscriber is not keeping up", 0);
+  throw Full(waited + " after the first " + std::to_string(published) +
+                 " messages of the batch were published (the rest were not): a subscriber is not keeping up",
+             published);
 }
 
-std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> messages, unsigned tag) {
+std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> messages, unsigned tag,
+                                   const std::function<bool()>* interrupted) {
   const auto layout = [this, messages](std::uint64_t p) noexcept {
     for (const auto& m : messages) {
       const std::uint64_t bytes = detail::record_bytes(m.size());
@@ -316,7 +336,7 @@ std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> m
     return p;
   };
   detail::Reservation r;
-  reserve(messages.size(), layout, Wait::yes, r);
+  reserve(messages.size(), layout, Wait::yes, r, interrupted);
   std::uint64_t p = r.pos;
   for (const auto& m : messages) {
     const std::uint64_t bytes = detail::record_bytes(m.size());

@@ -358,34 +358,62 @@ std::span<const std::uint32_t> WakeGroup::wait(std::chrono::nanoseconds timeout)
   for (;;) {
     // First look, without arming anybody: members with news are returned at once and nobody is
     // left armed behind the caller's back (a later publish would pay for a wake-up it does not
-    // need).
+    // need). A member whose topic is closed and fully read has no news, ever again: it is not
+    // reported, and once every member is like it the group is closed too.
     ready_.clear();
+    std::size_t live = 0, finished = 0;
     for (std::uint32_t id = 0; id < members_.size(); ++id) {
       detail::SubscriberCore* c = members_[id];
       if (c == nullptr) continue;
-      // Relaxed: our own slot; take_notification() settles it with a CAS, and a notification
-      // seen late is taken by the next look.
+      ++live;
+      // Relaxed: our own slot; only we move it out of `notified` (take_notification()), and a
+      // notification seen late is taken by the next look.
       if (c->ring.slot(c->slot).wake.load(std::memory_order_relaxed) == kWakeNotified) {
         take_notification(*c);
       }
-      if (c->topic->closed() || has_matching(*c)) ready_.push_back(id);
+      if (has_matching(*c)) {
+        ready_.push_back(id);
+      } else if (c->topic->closed()) {
+        ++finished;
+      }
     }
-    if (!ready_.empty()) {
+    if (live == 0 && deadline.forever()) {
+      throw Error("pushpoll: wait() without a timeout on a wake group with no members: nothing could wake it");
+    }
+    if (!ready_.empty() || (live != 0 && finished == live)) {
       for (detail::SubscriberCore* c : members_) {
         if (c != nullptr) disarm(*c);
       }
-      return ready_;
+      if (!ready_.empty()) return ready_;
+      throw Closed("pushpoll: every member of the wake group is closed and fully read");
     }
-    // Arm every member with one heavy barrier for all of them, then re-check each.
+    // Arm every member with one heavy barrier for all of them, then re-check each. A member that
+    // turns out closed and fully read is left unarmed and unreported; the next look counts it.
     arm_many(members_.size(), [this](std::size_t i) { return members_[i]; }, ready_);
-    if (!ready_.empty()) return ready_;
+    if (!ready_.empty()) {
+      std::erase_if(ready_, [this](std::uint32_t id) {
+        detail::SubscriberCore* c = members_[id];
+        return c->topic->closed() && !has_matching(*c);
+      });
+      if (!ready_.empty()) return ready_;
+      // Only closed and read members were ready. If no member's topic is open, nothing is armed
+      // and the next look throws Closed; otherwise the open ones are armed: block for them.
+      const bool any_open = std::any_of(members_.begin(), members_.end(), [](detail::SubscriberCore* c) {
+        return c != nullptr && !c->topic->closed();
+      });
+      if (!any_open) continue;
+    }
     const std::chrono::nanoseconds left = deadline.left();
     if (left.count() == 0) return {};
     const bool readable = notifier_->block(fd_, left);
     notifier_->count_subscriber_syscall();
     if (readable) {
-      auto ids = ready();
-      if (!ids.empty()) return ids;
+      (void)ready();
+      std::erase_if(ready_, [this](std::uint32_t id) {
+        detail::SubscriberCore* c = members_[id];
+        return c->topic->closed() && !has_matching(*c);  // woken by the close: no news
+      });
+      if (!ready_.empty()) return ready_;
     } else if (deadline.passed()) {
       return {};
     }

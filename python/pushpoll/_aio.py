@@ -72,7 +72,8 @@ async def next_batch(sub: Subscriber, max_messages: int = 1024) -> Batch:
 
 async def next_ready(group: WakeGroup) -> List[int]:
     """The sorted ids of the members of ``group`` with news, waiting for them without blocking
-    the event loop. Raises Closed when the group is closed."""
+    the event loop. Raises Closed when the group is closed, or when every member's topic is closed
+    and every member fully read."""
     while True:
         ids = group.wait(0)  # arms every member; never blocks
         if ids:
@@ -107,7 +108,7 @@ class AsyncBatches:
 
 class AsyncReady:
     """``async for ids in group``: the sorted ids of members with news (see next_ready()). Ends
-    when the group is closed."""
+    when the group is closed, or when every member's topic is closed and every member fully read."""
 
     def __init__(self, group: WakeGroup) -> None:
         self._group = group

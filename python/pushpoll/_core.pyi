@@ -28,7 +28,10 @@ class Error(Exception):
 
 class Full(Error):
     """A blocking publish found no room within the topic's publish_timeout (overflow="block"):
-    a subscriber is not keeping up."""
+    a subscriber is not keeping up. Its ``published`` attribute says how many messages of a
+    publish_many() went out before it (the rest did not; 0 for a single publish)."""
+
+    published: int
 
 class Closed(Error):
     """The topic, its hub or the subscriber was closed."""
@@ -374,10 +377,11 @@ class WakeGroup:
 
         Releases the members' outstanding batches first, under the zero-copy rule (BufferError
         while buffers derived from one are alive). A member whose topic is closed is reported
-        while it has unread messages (also ones its tags skip: a poll moves past them); once it
-        is fully read it leaves the group (its wake_group becomes None, its arm() raises
-        Closed). Raises Closed when the group is closed, also by
-        another thread while this one waits (the wait runs in slices of at most 50 ms).
+        while it has unread messages (also ones its tags skip: a poll moves past them), and
+        never once it is fully read; when every member is so, raises Closed (as a single
+        subscriber's wait() does). Raises Closed when the group is closed, also by another
+        thread while this one waits (the wait runs in slices of at most 50 ms). Error for a wait
+        without timeout on a group with no members.
         """
     def ready(self) -> list[int]:
         """After fileno() became readable in an external event loop: drains it and returns the

@@ -1,5 +1,6 @@
 """Wake-ups: arm(), wait(), fileno() with selectors, wake groups, closing while a thread waits."""
 
+import asyncio
 import os
 import selectors
 import threading
@@ -604,7 +605,7 @@ def test_wake_group_zero_copy_rule(hub):
     group.close()
 
 
-def test_wake_group_members_leave_once_their_topic_is_closed_and_read(hub):
+def test_wake_group_ends_with_closed_once_every_member_is_closed_and_read(hub):
     open_topic, closing = hub.topic("open"), hub.topic("closing")
     a, b = open_topic.subscribe(), closing.subscribe()
     c = closing.subscribe(tags=1 << 1)  # sees none of what is published below
@@ -612,15 +613,54 @@ def test_wake_group_members_leave_once_their_topic_is_closed_and_read(hub):
     assert [group.add(s) for s in (a, b, c)] == [0, 1, 2]
     closing.publish(b"last")
     closing.close()
-    assert group.wait(1.0) == [1, 2]  # unread messages (c's tags skip its one: a poll says so)
+    assert group.wait(1.0) == [1]  # b has an unread message; c's tags skip the only one: no news
+    assert c.cursor == 1  # looking for news moved c past the message its tags skip
     drain(b)
-    with c.poll() as batch:
-        assert len(batch) == 0 and batch.end_seq == 1  # moves past the skipped message
-    assert group.wait(0.1) == []  # fully read: they leave instead of being reported forever
-    assert list(group) == [0] and b.wake_group is None and c.wake_group is None
-    with pytest.raises(pushpoll.Closed):
-        b.arm()
+    assert group.wait(0.1) == []  # fully read: never reported again
+    assert list(group) == [0, 1, 2] and b.wake_group is group
     th = later(0.05, open_topic.publish, b"x")
     assert group.wait(10.0) == [0]  # the others are served as before
     th.join()
+    drain(a)
+    th = later(0.05, open_topic.close)
+    with pytest.raises(pushpoll.Closed, match="every member of the wake group is closed and fully read"):
+        group.wait()  # no timeout: the close ends it
+    th.join()
+    group.close()
+
+
+def test_async_iteration_over_a_wake_group_ends_when_every_member_is_closed_and_read(hub):
+    t = hub.topic("t")
+    subs = [t.subscribe() for _ in range(3)]
+    group = pushpoll.WakeGroup(hub)
+    for s in subs:
+        group.add(s)
+
+    async def consume():
+        seen = []
+        async for ids in group:
+            for i in ids:
+                seen.extend(seq for seq, _, _ in drain(subs[i])[0])
+        return seen
+
+    async def produce():
+        for i in range(5):
+            t.publish(b"%d" % i)
+            await asyncio.sleep(0.01)
+        t.close()
+
+    async def main():
+        consumer = asyncio.ensure_future(consume())
+        await produce()
+        return await asyncio.wait_for(consumer, 10)
+
+    seen = asyncio.run(main())
+    assert sorted(seen) == sorted(list(range(5)) * 3)
+
+
+def test_waiting_forever_on_an_empty_wake_group_is_an_error(hub):
+    group = pushpoll.WakeGroup(hub)
+    with pytest.raises(pushpoll.Error, match="no members"):
+        group.wait()
+    assert group.wait(0.01) == []
     group.close()

@@ -290,5 +290,48 @@ TEST_P(FanOut, WakeGroupWaitTimesOutAndReportsMembersWithUnreadMessages) {
   EXPECT_EQ(group.size(), 2u);
 }
 
+TEST_P(FanOut, AWakeGroupWhoseMembersAreAllClosedAndReadThrowsClosed) {
+  // Members of two topics; one closes with a message unread, the other without. A closed and
+  // fully read member is never reported; once every member is, wait() throws Closed (it once
+  // blocked forever on a group whose members could never be woken again).
+  Hub hub(hub_options());
+  Topic& a = hub.topic("a");
+  Topic& b = hub.topic("b");
+  Subscriber sa = a.subscribe(Start::latest);
+  Subscriber sb = b.subscribe(Start::latest);
+  WakeGroup group(hub);
+  (void)group.add(sa);
+  (void)group.add(sb);
+  a.publish(bytes_of(std::uint64_t{1}));
+  a.close();
+  {
+    const auto ids = group.wait(5s);
+    ASSERT_EQ(ids.size(), 1u);
+    EXPECT_EQ(ids[0], 0u) << "the closed member with an unread message is news";
+  }
+  EXPECT_EQ(sa.poll().size(), 1u);
+  EXPECT_TRUE(group.wait(20ms).empty()) << "a closed and read member is not reported";
+  std::atomic<bool> closed{false};
+  std::thread waiter([&] {
+    try {
+      (void)group.wait(kForever);
+    } catch (const Closed&) {
+      closed = true;
+    }
+  });
+  std::this_thread::sleep_for(50ms);
+  b.close();  // wakes the group; now every member is closed and read
+  waiter.join();
+  EXPECT_TRUE(closed.load());
+  EXPECT_THROW((void)group.wait(0ns), Closed);
+}
+
+TEST_P(FanOut, WaitingForeverOnAnEmptyWakeGroupIsAnError) {
+  Hub hub(hub_options());
+  WakeGroup group(hub);
+  EXPECT_THROW((void)group.wait(kForever), Error);
+  EXPECT_TRUE(group.wait(10ms).empty());
+}
+
 }  // namespace
 }  // namespace pushpoll::test

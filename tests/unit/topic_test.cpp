@@ -503,6 +503,48 @@ TEST(TopicBlock, SubscribersStalledAtDifferentCursorsAreDetachedTogetherAfterOne
   }
 }
 
+TEST(TopicBlock, ABatchThatStaysFullSaysHowManyOfItsMessagesWentOut) {
+  Hub hub;
+  Topic& t = hub.topic("t", blocking(30ms, 10s));
+  Subscriber held = t.subscribe();
+  std::vector<std::vector<std::byte>> payloads(100, pattern(0, 100));
+  const std::vector<std::span<const std::byte>> spans(payloads.begin(), payloads.end());
+  try {
+    t.publish_batch(spans);  // one claim per half ring: the first fits, the ring then stays full
+    FAIL() << "no Full";
+  } catch (const Full& e) {
+    EXPECT_GT(e.published(), 0u);
+    EXPECT_LT(e.published(), 100u);
+    EXPECT_EQ(t.head(), e.published()) << "exactly the first published() messages went out";
+    EXPECT_NE(std::string(e.what()).find("after the first " + std::to_string(e.published())), std::string::npos)
+        << e.what();
+  }
+  (void)test::fill_ring(t, pattern(1, 100));  // what is left of the ring, which the batch's next chunk needed more of
+  try {
+    t.publish(pattern(1, 100));
+    FAIL() << "no Full";
+  } catch (const Full& e) {
+    EXPECT_EQ(e.published(), 0u);
+  }
+}
+
+TEST(TopicBlock, APublishWhoseInterruptCheckSaysStopThrowsInterruptedAndPublishesNothing) {
+  Hub hub;
+  Topic& t = hub.topic("t", blocking(10s, 10s));
+  Subscriber held = t.subscribe();
+  const std::uint64_t fitted = test::fill_ring(t, pattern(0, 64));
+  int asked = 0;
+  const auto start = Clock::now();
+  EXPECT_THROW(t.publish(pattern(1, 64), 0, [&] { return ++asked == 3; }), Interrupted);
+  EXPECT_EQ(asked, 3);
+  EXPECT_LT(Clock::now() - start, 5s) << "asked about every 50 ms, not once per publish_timeout";
+  EXPECT_EQ(t.head(), fitted);
+  // With room, the check is never made.
+  (void)drain(held);
+  EXPECT_EQ(t.publish(pattern(2, 64), 0, [&] { return ++asked, true; }), fitted);
+  EXPECT_EQ(asked, 3);
+}
+
 TEST(TopicBlock, TheLargestPublishTimeoutMeansForeverNotAnOverflow) {
   Hub hub;
   TopicOptions opt = blocking(std::chrono::nanoseconds::max(), 1h);

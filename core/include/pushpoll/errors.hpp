@@ -1,6 +1,7 @@
 // pushpoll/errors.hpp — every error pushpoll throws derives from pushpoll::Error.
 #pragma once
 #include <stdexcept>
+#include <cstdint>
 #include <string>
 
 namespace pushpoll {
@@ -15,6 +16,13 @@ class Error : public std::runtime_error {
 class Full : public Error {
  public:
   using Error::Error;
+  Full(const std::string& what, std::uint64_t published) : Error(what), published_(published) {}
+  /// How many messages of a publish_batch() were published (committed, in order, from the first)
+  /// before the rest found no room: 0 for a single publish. The rest were not published.
+  [[nodiscard]] std::uint64_t published() const noexcept { return published_; }
+
+ private:
+  std::uint64_t published_ = 0;
 };
 
 /// The topic (or its hub) was closed.
@@ -31,6 +39,13 @@ class InvalidCursor : public Error {
 
 /// A message larger than `max_message` (publish_batch() splits a batch that cannot fit the ring).
 class MessageTooLarge : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A publish waiting for room stopped because the caller's interrupt check asked it to (see
+/// Topic::publish(data, tag, interrupted)); nothing of the message was published.
+class Interrupted : public Error {
  public:
   using Error::Error;
 };

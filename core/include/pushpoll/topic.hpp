@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -69,6 +70,8 @@ struct Reservation {
 };
 /// A producer's state while it waits for room (Topic::make_room()).
 struct RoomWait {
+  const std::function<bool()>* interrupted = nullptr;  // asked about every 50 ms of waiting
+  std::chrono::steady_clock::time_point next_check{};
   bool waiting = false;
   Deadline deadline = Deadline::never();
   std::uint64_t held_seq = ~std::uint64_t{0};      // the uncommitted claim the retirer stopped at
@@ -93,8 +96,17 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// [any thread]
   [[nodiscard]] bool try_publish(std::span<const std::byte> data, unsigned tag = 0);
   /// Appends many messages with one claim (one per chunk of half the ring); returns the seq of the
-  /// last. All get `tag`. An empty list throws Error. [any thread]
+  /// last. All get `tag`. An empty list throws Error. A chunk that finds no room within
+  /// publish_timeout throws Full, whose published() says how many messages went out before it.
+  /// [any thread]
   std::uint64_t publish_batch(std::span<const std::span<const std::byte>> messages, unsigned tag = 0);
+  /// publish() and publish_batch() for callers that must get the thread back while it waits for
+  /// room (a language binding that handles signals): `interrupted` is called about every 50 ms of
+  /// waiting, never otherwise; when it returns true the wait ends with Interrupted, and the message
+  /// (or the rest of the batch) is not published. [any thread]
+  std::uint64_t publish(std::span<const std::byte> data, unsigned tag, const std::function<bool()>& interrupted);
+  std::uint64_t publish_batch(std::span<const std::span<const std::byte>> messages, unsigned tag,
+                              const std::function<bool()>& interrupted);
   /// Claims the next seq and room for a message of `size` bytes, to be written in place and
   /// committed (claim.hpp). Other producers go on publishing meanwhile; readers see nothing past
   /// this seq until it is committed, dropped, or expired (claim_timeout). Waits like publish().
@@ -154,7 +166,8 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// Claims `count` seqs and the ring bytes laid out by `layout(pos) -> end`; false only for
   /// Wait::no without room.
   template <class Layout>
-  bool reserve(std::uint64_t count, Layout&& layout, Wait wait, detail::Reservation& out);
+  bool reserve(std::uint64_t count, Layout&& layout, Wait wait, detail::Reservation& out,
+               const std::function<bool()>* interrupted = nullptr);
   /// Moves the claim word from `w` to `next` (CAS, the owner's restartable store, or the sole
   /// producer's store). False (and `w` reloaded) when someone else moved it first.
   bool claim_word(std::uint64_t& w, std::uint64_t next);
@@ -188,9 +201,13 @@ class Topic : public std::enable_shared_from_this<Topic> {
     detail::copy_payload(ring_.at(start), data.data(), data.size());
   }
   /// publish() and try_publish(): false only for Wait::no without room.
-  bool publish_one(std::span<const std::byte> data, unsigned tag, Wait wait, std::uint64_t& seq);
+  bool publish_one(std::span<const std::byte> data, unsigned tag, Wait wait, std::uint64_t& seq,
+                   const std::function<bool()>* interrupted = nullptr);
+  std::uint64_t publish_batch_impl(std::span<const std::span<const std::byte>> messages, unsigned tag,
+                                   const std::function<bool()>* interrupted);
   /// publish_batch() for messages that fit one claim.
-  std::uint64_t publish_chunk(std::span<const std::span<const std::byte>> messages, unsigned tag);
+  std::uint64_t publish_chunk(std::span<const std::span<const std::byte>> messages, unsigned tag,
+                              const std::function<bool()>* interrupted);
   /// Attaches slot `slot` at cursor `seq`, safely against a concurrent retire. Returns false if
   /// `seq` was retired first (the caller picks another start).
   bool attach(std::uint32_t slot, std::uint64_t seq) noexcept;
@@ -228,11 +245,13 @@ inline void Topic::check_tag(unsigned tag) {
 }
 
 template <class Layout>
-inline bool Topic::reserve(std::uint64_t count, Layout&& layout, Wait wait, detail::Reservation& out) {
+inline bool Topic::reserve(std::uint64_t count, Layout&& layout, Wait wait, detail::Reservation& out,
+                           const std::function<bool()>* interrupted) {
   auto& s = ring_.state();
   const std::uint64_t cap = ring_.capacity();
   const std::uint64_t entries = ring_.index_size();
   detail::RoomWait room;
+  room.interrupted = interrupted;
   // Acquire, before the claim: an expiry of what we claim can only begin after the claim, so it
   // moves this count after we read it (see RingState::expiries_begun).
   const std::uint64_t epoch = s.expiries_begun.load(std::memory_order_acquire);
@@ -349,7 +368,8 @@ inline void Topic::after_commit(std::uint64_t last, std::uint64_t tag_bits) noex
 #endif
 }
 
-inline bool Topic::publish_one(std::span<const std::byte> data, unsigned tag, Wait wait, std::uint64_t& seq) {
+inline bool Topic::publish_one(std::span<const std::byte> data, unsigned tag, Wait wait, std::uint64_t& seq,
+                               const std::function<bool()>* interrupted) {
   if (data.size() > max_message_) check_size(data.size());
   if (tag > kMaxTag) check_tag(tag);
   if (closed()) check_open();
@@ -357,7 +377,7 @@ inline bool Topic::publish_one(std::span<const std::byte> data, unsigned tag, Wa
   for (;;) {
     detail::Reservation r;
     if (!reserve(1, [this, bytes](std::uint64_t p) noexcept { return ring_.placement(p, bytes) + bytes; },
-                 wait, r)) {
+                 wait, r, interrupted)) {
       return false;
     }
     const std::uint64_t start = ring_.placement(r.pos, bytes);

@@ -42,7 +42,9 @@ class WakeGroup {
   /// Arms every member. Returns at once the ids of members with unread messages if there are any;
   /// otherwise blocks until pushed (returns the ids of the members pushed) or the timeout passes
   /// (returns an empty list). Negative timeout: no timeout. A zero timeout arms every member and
-  /// returns at once: the way to arm a group for an external event loop watching fd().
+  /// returns at once: the way to arm a group for an external event loop watching fd(). A member
+  /// whose topic is closed and fully read is never reported; once every member is, throws Closed
+  /// (as Subscriber::wait() does for one). Throws Error for a wait without timeout on an empty group.
   [[nodiscard]] std::span<const std::uint32_t> wait(std::chrono::nanoseconds timeout);
   /// After fd() became readable in an external loop: drains it and returns the ids pushed.
   [[nodiscard]] std::span<const std::uint32_t> ready();
