@@ -88,13 +88,7 @@ void Topic::close() noexcept {
 }
 
 void Topic::quiesce_notifier() noexcept {
-  auto& s = ring_.state();
-  // seq_cst, as every access to `notifying`: we take the flag as a round would, so no round is
-  // running once we hold it; a publisher that finds it taken leaves its tags in pending_tags,
-  // which we serve after letting go.
-  while (s.notifying.exchange(1, std::memory_order_seq_cst) != 0) std::this_thread::yield();
-  s.notifying.store(0, std::memory_order_seq_cst);
-  if (notifier_ && s.pending_tags.load(std::memory_order_seq_cst) != 0) notifier_->notify(*this, 0);
+  if (notifier_) notifier_->quiesce(*this);  // with no notifier no round ever runs
 }
 
 void Topic::check_open() const {

@@ -2,6 +2,7 @@
 // background thread), and implements the seam core uses for eventfds and the heavy barrier.
 #include <linux/membarrier.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -48,13 +49,47 @@ bool register_rseq_restart() noexcept {
 #endif
 }
 
+// ---- fork ----------------------------------------------------------------------------------
+//
+// After fork() the child inherits every hub, but not the threads, and some of what a hub holds is
+// shared with the parent rather than copied: the io_uring's submission ring and registered-file
+// table are one kernel object, whose head and tail liburing also keeps copies of in each process.
+// A child that submitted to it, or unregistered a file, would corrupt the parent's notifier (the
+// parent's next submission spinning on a full queue, its wake-ups lost). So the first thing an
+// inherited notifier does in a child is to stop using anything shared: it writes eventfds with
+// write() from then on, serves rounds in the publishing thread (the background thread stayed in the
+// parent), and never touches the inherited io_uring again, beyond unmapping it at the end.
+//
+// A round that a parent thread was running at the fork never finishes in the child: `notifying`
+// holds an owner token naming the process (its fork generation), so the child takes such a flag
+// over instead of waiting for it. What that round had taken (tags, subscribers it had marked
+// notified before writing their eventfds) is left to the wait() safety net in the child, which
+// counts it in wakeups_recovered. As with any fork of a threaded process, a child is on safe ground
+// only if no other thread was inside the hub at the fork: the same holds for the subscribers'
+// queue of armed slots and for every lock.
+
+/// Forks survived so far: each fork() bumps it in the child (pthread_atfork). Relaxed: read and
+/// written by the child's only thread right after fork, and a hub created later records the new
+/// value; nothing else is published through it.
+std::atomic<std::uint64_t> fork_generation{0};
+
+std::uint64_t current_fork_generation() noexcept {
+  static const bool installed = [] {
+    ::pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)installed;
+  return fork_generation.load(std::memory_order_relaxed);
+}
+
 // Everything the notifier does, shared between the Notifier handed to topics and the background
 // thread, so that the thread never depends on the lifetime of the handle (the last reference to
 // a topic, and so to the handle, may be dropped on that thread).
 class Engine {
  public:
   Engine(const HubOptions& options, std::unique_ptr<FdWriter> writer)
-      : writer_(std::move(writer)),
+      : generation_(current_fork_generation()),
+        writer_(std::move(writer)),
         background_(options.mode == NotifyMode::background),
         window_(options.coalesce_window),
         asymmetric_(options.asymmetric_barrier && register_membarrier()),
@@ -74,6 +109,23 @@ class Engine {
 
   [[nodiscard]] bool background() const noexcept { return background_; }
 
+  /// The value `notifying` holds while this process runs a round: nonzero, and different in a
+  /// forked child from its parent's (see "fork").
+  [[nodiscard]] std::uint32_t owner_token() const noexcept {
+    return static_cast<std::uint32_t>(generation_ % 0xFFFF'FFFFu) + 1;
+  }
+
+  /// In a forked child, before anything else: stop using what is shared with the parent (see
+  /// "fork" above). The child starts with one thread, so no lock is needed (a lock taken by a
+  /// parent thread at the fork would stay taken in the child forever).
+  void adopt_fork() noexcept {
+    if (generation_ == fork_generation.load(std::memory_order_relaxed)) [[likely]] return;
+    generation_ = fork_generation.load(std::memory_order_relaxed);
+    inherited_.push_back(std::move(writer_));  // kept, unused, until the engine goes
+    writer_ = make_syscall_writer();
+    background_ = false;
+  }
+
   void stop() noexcept {
     stop_.store(true, std::memory_order_release);  // acquire in background_loop()
     wake_background();
@@ -82,6 +134,7 @@ class Engine {
   // ---- publisher side ----
 
   void notify(Topic& topic, std::uint64_t tags) noexcept {
+    adopt_fork();
     auto& s = topic.ring().state();
     // seq_cst: see RingState::pending_tags.
     s.pending_tags.fetch_or(tags, std::memory_order_seq_cst);
@@ -96,15 +149,20 @@ class Engine {
     serve(topic, false);
   }
 
-  void topic_closed(Topic& topic) noexcept { serve(topic, true); }
+  void topic_closed(Topic& topic) noexcept {
+    adopt_fork();
+    serve(topic, true);
+  }
 
   void topic_added(Topic& topic) {
+    adopt_fork();
     if (!background_) return;
     std::lock_guard lock(topics_mutex_);
     topics_.push_back(topic.weak_from_this());
   }
 
   void topic_gone(Topic&) noexcept {
+    adopt_fork();
     if (!background_) return;
     std::lock_guard lock(topics_mutex_);
     topics_.erase(std::remove_if(topics_.begin(), topics_.end(),
@@ -115,6 +173,7 @@ class Engine {
   // ---- subscriber side ----
 
   int open_eventfd() {
+    adopt_fork();
     int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0 && errno == EMFILE) {
       // Out of descriptors: raise the soft limit toward the hard one, once per shortage.
@@ -138,6 +197,7 @@ class Engine {
   }
 
   void close_fd(int fd) noexcept {
+    adopt_fork();
     writer_->on_close(fd);
     ::close(fd);
   }
@@ -221,23 +281,39 @@ class Engine {
   /// (it will see our tags: it looks at pending_tags again after it lets go of `notifying`).
   void serve(Topic& topic, bool closing) noexcept {
     auto& s = topic.ring().state();
+    const std::uint32_t me = owner_token();
     // seq_cst throughout: `notifying` and `pending_tags` form a Dekker pair with notify(). A
     // publisher ORs its tags in, then tries to take `notifying`; a server lets go of `notifying`,
     // then looks at `pending_tags` again. In the single total order one of the two sees the
     // other: either the server finds the tags, or the publisher takes `notifying` and serves them.
     for (;;) {
-      if (s.notifying.exchange(1, std::memory_order_seq_cst) != 0) {
+      if (s.notifying.exchange(me, std::memory_order_seq_cst) == me) {
         if (!closing) return;
         // Closing must not be left to a round that has already taken its tags: wait for it.
-        while (s.notifying.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+        while (s.notifying.load(std::memory_order_seq_cst) == me) std::this_thread::yield();
         continue;
       }
+      // Taken: it was free, or held by a round of the process we were forked from, whose thread
+      // does not exist here (see "fork").
       const std::uint64_t tags = s.pending_tags.exchange(0, std::memory_order_seq_cst);
       round(topic, closing ? ~std::uint64_t{0} : tags);
       s.notifying.store(0, std::memory_order_seq_cst);
       closing = false;
       if (s.pending_tags.load(std::memory_order_seq_cst) == 0) return;
     }
+  }
+
+  /// Returns once no round of `topic` runs in this process, then serves what publishers left
+  /// pending meanwhile. seq_cst, as every access to `notifying`: we take it as a round would, so
+  /// no round is running once we hold it; a publisher that finds it taken leaves its tags in
+  /// pending_tags, which we serve after letting go.
+  void quiesce(Topic& topic) noexcept {
+    adopt_fork();
+    auto& s = topic.ring().state();
+    const std::uint32_t me = owner_token();
+    while (s.notifying.exchange(me, std::memory_order_seq_cst) == me) std::this_thread::yield();
+    s.notifying.store(0, std::memory_order_seq_cst);
+    if (s.pending_tags.load(std::memory_order_seq_cst) != 0) notify(topic, 0);
   }
 
   /// One round: every armed subscriber of `topic` whose mask meets `tags` goes armed -> notified
@@ -354,7 +430,9 @@ class Engine {
   }
 
   static constexpr std::chrono::microseconds kSpinBeforePark{200};
+  std::uint64_t generation_;  // fork generation this engine belongs to (adopt_fork())
   std::unique_ptr<FdWriter> writer_;
+  std::vector<std::unique_ptr<FdWriter>> inherited_;  // writers inherited over a fork: never used
   bool background_;
   std::chrono::nanoseconds window_;
   bool asymmetric_;
@@ -384,6 +462,14 @@ class EventNotifier final : public detail::Notifier {
   EventNotifier& operator=(const EventNotifier&) = delete;
   ~EventNotifier() override {
     if (!thread_.joinable()) return;
+    if (fork_generation.load(std::memory_order_relaxed) != thread_generation_) {
+      // A forked child: the thread stayed in the parent, and this handle names nothing here.
+      // Neither join nor detach it (both would act on a thread of another process); let the
+      // handle go without destroying it (a joinable std::thread's destructor terminates). The
+      // engine reference the thread held is never dropped here: the engine lives until exit.
+      new (&thread_) std::thread();
+      return;
+    }
     engine_->stop();
     // The last reference may go on the background thread itself (it held the last topic for a
     // moment): it cannot join itself, so it finishes on its own, keeping the engine alive.
@@ -398,6 +484,7 @@ class EventNotifier final : public detail::Notifier {
   void topic_closed(Topic& topic) noexcept override { engine_->topic_closed(topic); }
   void topic_added(Topic& topic) override { engine_->topic_added(topic); }
   void topic_gone(Topic& topic) noexcept override { engine_->topic_gone(topic); }
+  void quiesce(Topic& topic) noexcept override { engine_->quiesce(topic); }
   int open_eventfd() override { return engine_->open_eventfd(); }
   void close_fd(int fd) noexcept override { engine_->close_fd(fd); }
   bool drain(int fd) noexcept override { return engine_->drain(fd); }
@@ -417,6 +504,7 @@ class EventNotifier final : public detail::Notifier {
  private:
   std::shared_ptr<Engine> engine_;
   std::thread thread_;
+  std::uint64_t thread_generation_ = current_fork_generation();  // the process thread_ runs in
 };
 
 bool uring_disabled_by_env() {

@@ -30,6 +30,16 @@ def child(code: str) -> subprocess.Popen:
     )
 
 
+def finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """Waits for a child interpreter; a child still running at the timeout is killed first."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the child hung for {timeout} s\nstdout: {out}\nstderr: {err}")
+
+
 BLOCKING_CALLS = {
     "wait with a timeout": """
         t = hub.topic("t"); s = t.subscribe(start="latest")
@@ -118,7 +128,7 @@ def test_interpreter_exit_with_a_daemon_thread_blocked_in_a_wait_is_clean(call):
         print("exiting", flush=True)
         """
     )
-    out, err = proc.communicate(timeout=30)
+    out, err = finish(proc, 30)
     assert proc.returncode == 0, (proc.returncode, out, err)
     assert "exiting" in out
     assert "terminate called" not in err
@@ -139,3 +149,54 @@ def test_a_batch_that_stays_full_says_how_many_of_its_messages_went_out(make_top
         t.publish(b"y" * 100)
     assert single.value.published == 0
     assert pushpoll.Full("made by hand").published == 0
+
+
+@pytest.mark.parametrize("child_does", ["publishes", "closes the hub", "exits normally"])
+def test_a_multiprocessing_child_leaves_the_parent_hubs_wake_ups_working(child_does):
+    # multiprocessing forks on Linux: the child shares the parent's io_uring unless the library
+    # stops using it there. Once, a child that published made the parent's next publish spin
+    # forever, and one that closed the hub left the parent's readers to the 1 s safety net.
+    proc = child(
+        f"""
+        import multiprocessing
+        t = hub.topic("t")
+        waiting = t.subscribe(start="latest")
+        armed = t.subscribe(start="latest")
+        other = t.subscribe(start="latest")
+        waiting.fileno()
+        assert armed.arm()
+
+        def in_child():
+            if "{child_does}" == "publishes":
+                for i in range(100):  # a wake-up round each time
+                    other.poll()
+                    other.arm()
+                    t.publish(b"from the child")
+            elif "{child_does}" == "closes the hub":
+                hub.close()
+            else:
+                sys.exit(0)
+
+        p = multiprocessing.get_context("fork").Process(target=in_child)
+        p.start(); p.join(20)
+        assert p.exitcode == 0, p.exitcode
+        # The child worked on its own hub: in the parent, "t" is open and woken by pushes.
+        for i in range(5):
+            waiting.poll()
+            got = []
+            def reader():
+                got.append(waiting.wait(5))
+            th = threading.Thread(target=reader); th.start()
+            time.sleep(0.05)
+            start = time.monotonic()
+            t.publish(b"from the parent")
+            th.join()
+            took = time.monotonic() - start
+            assert got == [True] and took < 0.7, (i, got, took)
+        assert hub.wake_stats().wakeups_recovered == 0, hub.wake_stats()
+        print("parent ok", hub.backend, flush=True)
+        """
+    )
+    out, err = finish(proc, 60)
+    assert proc.returncode == 0, (proc.returncode, out, err)
+    assert "parent ok" in out

@@ -25,6 +25,9 @@ class Notifier {
   virtual void topic_added(Topic& topic) = 0;
   /// A topic is going away.
   virtual void topic_gone(Topic& topic) noexcept = 0;
+  /// Returns once no round of `topic` is running, and serves tags left pending meanwhile (a
+  /// subscriber leaving must not have its slot touched by a round after it goes).
+  virtual void quiesce(Topic& topic) noexcept = 0;
 
   /// A new non-blocking, close-on-exec eventfd. Throws Error naming RLIMIT_NOFILE when out of fds.
   virtual int open_eventfd() = 0;

@@ -260,7 +260,9 @@ struct RingState {
   // that finds a round in progress leaves its tags here, and the round's owner looks again after
   // it lets go, so no publish is left unserved.
   std::atomic<std::uint64_t> pending_tags{0};
-  std::atomic<std::uint32_t> notifying{0};  // 1 while a thread runs this topic's round
+  // Nonzero while a thread runs this topic's round: the notifier's owner token, which names the
+  // process (fork generation), so that a child can tell a round cut off by fork() from a live one.
+  std::atomic<std::uint32_t> notifying{0};
 
   // ---- counters of rare events (relaxed: statistics only, no ordering needed) ----
   alignas(kCacheLine) std::atomic<std::uint64_t> full_waits{0};
