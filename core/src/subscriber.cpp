@@ -2,6 +2,7 @@
 // subscriber, and timing a claim that holds a reader back. Arming and waiting are in wake.cpp.
 #include <cassert>
 #include <chrono>
+#include <thread>
 
 #include "pushpoll/topic.hpp"
 
@@ -105,6 +106,15 @@ Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
 void Subscriber::unsubscribe() noexcept {
   if (!core_) return;
   auto& c = *core_;
+  // A thread blocked in wait() on this subscriber: wake it (it throws Closed) and let it leave.
+  // seq_cst store and load: a Dekker pair with wait()'s increment of `waiters` and its load of
+  // `leaving`, so that either we see the waiter or it sees us.
+  c.leaving.store(1, std::memory_order_seq_cst);
+  if (c.waiters.load(std::memory_order_seq_cst) != 0) {
+    if (c.own_fd >= 0 && c.topic->notifier_) c.topic->notifier_->signal(c.own_fd);
+    // Acquire: pairs with the waiter's release decrement; its last access to the core is done.
+    while (c.waiters.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  }
   c.release_outstanding();
   if (c.group != nullptr) c.group->remove(*this);
   disarm();

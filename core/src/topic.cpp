@@ -350,6 +350,7 @@ std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> m
   }
   after_commit(r.seq + messages.size() - 1, std::uint64_t{1} << tag);
   if (lost != 0) {
+    notice_expiry(lost);
     throw ClaimExpired("pushpoll: " + std::to_string(lost) + " of " + std::to_string(messages.size()) +
                        " messages of a batch on topic " + quote(name_) +
                        " were aborted: their publisher stalled for claim_timeout before committing them");
@@ -367,12 +368,28 @@ Claim Topic::claim(std::size_t size) {
   return Claim(this, r.seq, detail::pack_info(start, size, 0), r.epoch, std::span<std::byte>(ring_.at(start), size));
 }
 
+bool Topic::claims_open() const noexcept {
+  const auto& s = ring_.state();
+  // Relaxed: called when the last reference to the topic goes, after (in the caller's own
+  // synchronisation) every claim that ended before; a claim ending concurrently is a race with
+  // the topic's destruction that no check can make safe.
+  const std::uint64_t h = head();
+  if (detail::claim_seq(s.claim.load(std::memory_order_relaxed), h) > h) return true;
+  return s.expiries_noticed.load(std::memory_order_relaxed) != s.expired.load(std::memory_order_relaxed);
+}
+
+void Topic::notice_expiry(std::uint64_t count) noexcept {
+  // Relaxed: read by claims_open() only, after the caller's own synchronisation.
+  ring_.state().expiries_noticed.fetch_add(count, std::memory_order_relaxed);
+}
+
 std::uint64_t Claim::commit(unsigned tag) {
   if (topic_ == nullptr) throw Error("pushpoll: commit() on a claim that is no longer active");
   Topic::check_tag(tag);
   Topic* t = topic_;
   end();
   if (!t->commit(seq_, (info_ & ~(std::uint64_t{63} << detail::kInfoTagShift)) | (std::uint64_t{tag} << detail::kInfoTagShift), 0, epoch_)) {
+    t->notice_expiry(1);
     throw ClaimExpired("pushpoll: the claim of seq " + std::to_string(seq_) + " on topic '" + t->name() +
                        "' was held longer than claim_timeout and went out as an aborted message");
   }
@@ -384,7 +401,10 @@ void Claim::abort() noexcept {
   if (topic_ == nullptr) return;
   Topic* t = topic_;
   end();
-  if (!t->commit(seq_, info_, detail::kEntryAborted, epoch_)) return;  // expired: aborted already
+  if (!t->commit(seq_, info_, detail::kEntryAborted, epoch_)) {  // expired: aborted already
+    t->notice_expiry(1);
+    return;
+  }
   t->after_commit(seq_, 1);  // an aborted message carries tag 0
   t->ring_.state().aborted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
 }

@@ -209,9 +209,36 @@ int Subscriber::fd() {
   return open_fd(c);
 }
 
+namespace {
+/// wait() in progress on a subscriber (see SubscriberCore::leaving).
+class Waiting {
+ public:
+  explicit Waiting(detail::SubscriberCore& c) noexcept : c_(c) {
+    c_.waiters.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: see unsubscribe()
+  }
+  ~Waiting() {
+    c_.waiters.fetch_sub(1, std::memory_order_release);  // release: our last access to the core
+  }
+  Waiting(const Waiting&) = delete;
+  Waiting& operator=(const Waiting&) = delete;
+  /// Throws Closed if the Subscriber is being destroyed by another thread.
+  void check(Topic& t) const {
+    if (c_.leaving.load(std::memory_order_seq_cst) != 0) [[unlikely]] {  // seq_cst: see unsubscribe()
+      disarm(c_);
+      throw Closed("pushpoll: a subscriber of topic '" + t.name() +
+                   "' was destroyed by another thread while this one waited on it");
+    }
+  }
+
+ private:
+  detail::SubscriberCore& c_;
+};
+}  // namespace
+
 bool Subscriber::wait(std::chrono::nanoseconds timeout) {
   auto& c = *core_;
   Topic& t = *c.topic;
+  const Waiting waiting(c);
   if (c.group != nullptr) {
     throw Error("pushpoll: a wake-group member is woken through WakeGroup::wait(), not wait()");
   }
@@ -235,6 +262,7 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
   }
   detail::Notifier* n = t.notifier();
   for (;;) {
+    waiting.check(t);
     if (!arm()) {
       if (t.closed() && !has_matching()) {
         throw Closed("pushpoll: topic '" + t.name() + "' is closed and fully read");
@@ -247,6 +275,7 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
     const bool netted = net.count() > 0 && (left.count() < 0 || left > net);
     const bool readable = n->block(c.own_fd, netted ? net : left);
     n->count_subscriber_syscall();
+    waiting.check(t);
     auto& slot = c.ring.slot(c.slot);
     // Acquire: pairs with the notifier's seq_cst CAS armed -> notified.
     if (slot.wake.load(std::memory_order_acquire) == kWakeNotified) {

@@ -202,6 +202,11 @@ class Engine {
     ::close(fd);
   }
 
+  void signal(int fd) noexcept {
+    const std::uint64_t one = 1;
+    (void)!::write(fd, &one, sizeof one);  // EAGAIN only at a counter near 2^64: readable anyway
+  }
+
   bool drain(int fd) noexcept {
     std::uint64_t value;
     return ::read(fd, &value, sizeof value) == static_cast<ssize_t>(sizeof value);  // else EAGAIN
@@ -487,6 +492,7 @@ class EventNotifier final : public detail::Notifier {
   void quiesce(Topic& topic) noexcept override { engine_->quiesce(topic); }
   int open_eventfd() override { return engine_->open_eventfd(); }
   void close_fd(int fd) noexcept override { engine_->close_fd(fd); }
+  void signal(int fd) noexcept override { engine_->signal(fd); }
   bool drain(int fd) noexcept override { return engine_->drain(fd); }
   bool block(int fd, std::chrono::nanoseconds timeout) noexcept override {
     return engine_->block(fd, timeout);

@@ -396,5 +396,39 @@ TEST_P(Wait, DestroyingTheHubEndsAWaitWithTimeoutToo) {
   EXPECT_LT(waited, 10s) << "the waiter slept through the close until its timeout";
 }
 
+TEST_P(Wait, DestroyingASubscriberWhileAnotherThreadWaitsOnItWakesThatThreadWithClosed) {
+  // Against [owner], but caught: once a use-after-free of the subscriber's state.
+  Hub hub(hub_options());
+  Topic& t = hub.topic("destroyed_under_a_waiter");
+  Watchdog dog("Wait.DestroyingASubscriberWhileAnotherThreadWaitsOnIt");
+  for (const auto timeout : {kForever, std::chrono::nanoseconds(30s)}) {
+    std::optional<Subscriber> sub(t.subscribe(Start::latest));
+    Subscriber* target = &*sub;
+    std::atomic<int> outcome{0};  // 1: returned, 2: Closed
+    std::string message;
+    std::thread waiter([&] {
+      try {
+        (void)target->wait(timeout);
+        outcome = 1;
+      } catch (const Closed& e) {
+        message = e.what();
+        outcome = 2;
+      }
+    });
+    ASSERT_TRUE(eventually([&] { return hub.wake_stats().arms >= 1; }, 10s));
+    std::this_thread::sleep_for(20ms);  // parked in the kernel
+    const auto start = Clock::now();
+    sub.reset();
+    const auto took = Clock::now() - start;
+    waiter.join();
+    EXPECT_EQ(outcome.load(), 2) << "the waiter must see Closed";
+    EXPECT_NE(message.find("destroyed by another thread"), std::string::npos) << message;
+    EXPECT_LT(took, 500ms) << "the destructor waited for the safety net, not a push";
+    EXPECT_EQ(t.stats().subscribers, 0u);
+    t.publish(bytes_of(std::uint64_t(1)));  // nobody left to wake: no stale slot or fd
+    (void)hub.wake_stats();
+  }
+}
+
 }  // namespace
 }  // namespace pushpoll::test

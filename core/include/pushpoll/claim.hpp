@@ -7,8 +7,13 @@
 // numbers stay gap-free. A claim that holds readers or the ring back for TopicOptions::claim_timeout
 // is aborted by them, and its commit() throws ClaimExpired.
 //
-// Thread-safety: [owner] (one thread at a time; a Claim may move between threads). A Claim must not
-// outlive its Hub.
+// Thread-safety: [owner] (one thread at a time; a Claim may move between threads).
+//
+// Lifetimes: a Claim may outlive its Hub (and every Subscriber of its topic). Its topic's memory is
+// then never freed, instead of being freed under the claim: data() stays valid, and commit()
+// publishes into the closed topic, where subscribers still holding it read it. What cannot be made
+// safe is ending a claim while another thread is destroying the hub: that is a race like any other
+// call on a topic during its hub's destruction.
 #pragma once
 #include <cstddef>
 #include <cstdint>

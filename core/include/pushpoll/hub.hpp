@@ -1,8 +1,8 @@
 // pushpoll/hub.hpp — the hub: owns topics by name.
 //
 // Lifetimes: topics live as long as their hub, or longer while subscribed (a Subscriber keeps its
-// topic's memory alive, so a hub may be destroyed while threads wait). A Claim must not outlive the
-// hub, nor a Batch its Subscriber (debug builds assert both). Thread-safety: any thread.
+// topic's memory alive, so a hub may be destroyed while threads wait) or claimed (a Claim open when
+// the last reference goes keeps its topic's memory for good: claim.hpp). Thread-safety: any thread.
 #pragma once
 #include <map>
 #include <memory>

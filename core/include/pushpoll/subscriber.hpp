@@ -2,7 +2,9 @@
 //
 // Thread-safety: [owner] for every method (one thread at a time; a Subscriber may move between
 // threads). Lifetimes: a Subscriber keeps its topic's memory alive (it may outlive the Hub and then
-// sees Closed). A Batch may outlive its Subscriber (it is then reported as not intact).
+// sees Closed). A Batch may outlive its Subscriber (it is then reported as not intact). Destroying
+// a Subscriber while another thread is blocked in its wait() breaks [owner]; it is still caught:
+// the waiter wakes and throws Closed, and the destructor returns once the waiter has left.
 #pragma once
 #include <chrono>
 #include <cstddef>

@@ -7,7 +7,7 @@
 // (subscriber.hpp) reads batches in place from its own cursor.
 //
 // Lifetimes: a Topic lives as long as its Hub. A Subscriber keeps its topic's memory alive (it may
-// outlive the Hub and then sees Closed); a Claim must not outlive its Hub.
+// outlive the Hub and then sees Closed); so does an open Claim (claim.hpp).
 //
 // Thread-safety tags used below:
 //   [any thread]  safe from many threads at once
@@ -152,6 +152,9 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// Internal: turns the uncommitted claim of `seq` into an aborted message (claim expiry), unless
   /// it was committed first. True if it did. [any thread]
   bool expire(std::uint64_t seq) noexcept;
+  /// Internal: some claim was taken and not yet ended (committed, aborted or dropped), including
+  /// one that expired but whose Claim object has not found out yet. The topic's memory must stay.
+  [[nodiscard]] bool claims_open() const noexcept;
 
  private:
   friend class Hub;
@@ -192,6 +195,8 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// `flags`, an empty message), claimed when `epoch` expiries had begun: one index entry. False
   /// when the claim expired first.
   bool commit(std::uint64_t seq, std::uint64_t info, std::uint64_t flags, std::uint64_t epoch) noexcept;
+  /// `count` holders of expired claims found out (see claims_open()).
+  void notice_expiry(std::uint64_t count) noexcept;
   /// SYNC(arm), publisher side: after a commit of `last` (and anything before it), is anyone armed?
   /// Then notify, with the tags of everything the commit made visible.
   void after_commit(std::uint64_t last, std::uint64_t tag_bits) noexcept;

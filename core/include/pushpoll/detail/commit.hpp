@@ -146,7 +146,7 @@ refused:
   // Little-endian: `word` is the low half. Under ThreadSanitizer this goes through the
   // instrumented 16-byte atomics, which synchronise with 8-byte atomic loads of `word` at the same
   // address.
-  using u128 = unsigned __int128;
+  __extension__ typedef unsigned __int128 u128;  // __extension__: no -Wpedantic warning
   u128 expected = (u128{info} << 64) | word;
   const u128 desired = (u128{new_info} << 64) | new_word;
   const bool ok = __atomic_compare_exchange_n(reinterpret_cast<u128*>(&e), &expected, desired, false,

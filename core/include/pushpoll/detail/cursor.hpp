@@ -47,6 +47,11 @@ struct alignas(kCacheLine) SubscriberCore {
   std::uint32_t group_id = 0;    // its id in that group
   WaitOptions wait_options{};
   std::chrono::steady_clock::time_point last_wake{};
+  // A thread destroying the Subscriber while another waits on it (against [owner], but a
+  // use-after-free is a poor answer): the destroyer raises `leaving`, wakes the waiter and waits
+  // for `waiters` to drop to 0; the waiter throws Closed. Only wait() touches them, once per call.
+  std::atomic<std::uint32_t> waiters{0};
+  std::atomic<std::uint32_t> leaving{0};
 
   /// Validates and releases the outstanding batch; returns whether it stayed intact.
   bool release_outstanding() noexcept {

@@ -32,6 +32,8 @@ class Notifier {
   /// A new non-blocking, close-on-exec eventfd. Throws Error naming RLIMIT_NOFILE when out of fds.
   virtual int open_eventfd() = 0;
   virtual void close_fd(int fd) noexcept = 0;
+  /// Makes `fd` readable (one write), outside any round: wakes a thread blocked on it.
+  virtual void signal(int fd) noexcept = 0;
   /// Reads the eventfd's counter to zero (one syscall). False if it was zero.
   virtual bool drain(int fd) noexcept = 0;
   /// Blocks until `fd` is readable or the timeout passes (negative: forever). True if readable.

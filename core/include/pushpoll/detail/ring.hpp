@@ -274,6 +274,10 @@ struct RingState {
   std::atomic<std::uint64_t> gate_scans{0};
   std::atomic<std::uint64_t> aborted{0};
   std::atomic<std::uint64_t> expired{0};
+  // Expired claims whose holder has since found out (its commit or abort failed). Not statistics:
+  // expired - expiries_noticed is the number of Claim objects that still point at the topic after
+  // their message went out (Topic::claims_open()).
+  std::atomic<std::uint64_t> expiries_noticed{0};
   std::atomic<std::uint64_t> revocations{0};
   std::atomic<std::uint32_t> subscribers{0};
 };
