@@ -1,14 +1,17 @@
 #include "pushpoll/hub.hpp"
 
+#include <algorithm>
+
 namespace pushpoll {
 
 // Hub::Hub(HubOptions) is defined in pushpoll::io (io/src/hub_io.cpp): it picks the backend.
 
 namespace {
 
-/// Topics whose last reference went while a Claim still pointed into them. Never freed, and
-/// reachable from here (so leak checkers see no leak): the price of a claim that outlived its hub
-/// and subscribers is its topic's memory, not a use-after-free.
+/// Topics whose last reference went while a Claim still pointed into them: kept rather than freed
+/// under the claim, and freed at exit once no claim is open on them any more (the claim committed
+/// or dropped meanwhile). The price of a claim that outlived its hub and subscribers is its topic's
+/// memory until exit, not a use-after-free.
 struct Orphans {
   std::mutex mutex;
   std::vector<Topic*> topics;
@@ -18,9 +21,30 @@ Orphans& orphans() {
   return *o;
 }
 
+/// Frees the orphans whose claims have all ended.
+void sweep_orphans() noexcept {
+  auto& o = orphans();
+  std::vector<Topic*> ended;
+  {
+    std::lock_guard lock(o.mutex);
+    const auto open = std::partition(o.topics.begin(), o.topics.end(), [](Topic* t) { return t->claims_open(); });
+    ended.assign(open, o.topics.end());
+    o.topics.erase(open, o.topics.end());
+  }
+  for (Topic* t : ended) delete t;
+}
+
+struct SweepAtExit {
+  SweepAtExit() = default;
+  SweepAtExit(const SweepAtExit&) = delete;
+  SweepAtExit& operator=(const SweepAtExit&) = delete;
+  ~SweepAtExit() { sweep_orphans(); }
+};
+
 /// The deleter of every topic: frees it, unless a claim is still open on it.
 void free_topic(Topic* topic) noexcept {
   if (topic->claims_open()) {
+    static SweepAtExit at_exit;
     try {
       auto& o = orphans();
       std::lock_guard lock(o.mutex);

@@ -197,7 +197,7 @@ TEST(Hub, AClaimOutlivingItsHubAndSubscribersKeepsTheTopicsMemoryAndCommits) {
   EXPECT_EQ(o.memory->deallocations, 0) << "the region went back under an open claim";
   std::memcpy(claim.data().data(), "outlived", 8);
   EXPECT_EQ(claim.commit(), 0u);
-  EXPECT_EQ(o.memory->deallocations, 0) << "kept for good: nothing else points at it any more";
+  EXPECT_EQ(o.memory->deallocations, 0) << "kept until exit: the claim ended after the last reference went";
 }
 
 TEST(Hub, AClaimOutlivingItsHubPublishesToSubscribersThatStillHoldTheTopic) {

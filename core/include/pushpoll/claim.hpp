@@ -10,7 +10,7 @@
 // Thread-safety: [owner] (one thread at a time; a Claim may move between threads).
 //
 // Lifetimes: a Claim may outlive its Hub (and every Subscriber of its topic). Its topic's memory is
-// then never freed, instead of being freed under the claim: data() stays valid, and commit()
+// then kept until exit instead of being freed under the claim: data() stays valid, and commit()
 // publishes into the closed topic, where subscribers still holding it read it. What cannot be made
 // safe is ending a claim while another thread is destroying the hub: that is a race like any other
 // call on a topic during its hub's destruction.

@@ -2,7 +2,7 @@
 //
 // Lifetimes: topics live as long as their hub, or longer while subscribed (a Subscriber keeps its
 // topic's memory alive, so a hub may be destroyed while threads wait) or claimed (a Claim open when
-// the last reference goes keeps its topic's memory for good: claim.hpp). Thread-safety: any thread.
+// the last reference goes keeps its topic's memory until exit: claim.hpp). Thread-safety: any thread.
 #pragma once
 #include <map>
 #include <memory>
