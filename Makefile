@@ -8,13 +8,14 @@ PRESET    := $(if $(CI),ci,default)
 BUILD     := build/$(PRESET)
 export CMAKE_BUILD_PARALLEL_LEVEL := $(JOBS)
 
-.PHONY: all deps build run test test-cpp test-tsan test-asan test-python bench bench-report stress clean help
+.PHONY: all deps build run test test-fast test-cpp test-tsan test-asan test-python bench bench-report stress clean help
 
 all: build
 
 help:
 	@echo "make run      build and run the main job (load-test harness, default scenario)"
 	@echo "make test     build and run every test: unit, stress, TSan, Python (installs deps)"
+	@echo "make test-fast  core's unit tests only (seconds)"
 	@echo "make bench    Google Benchmark suites (Release build)"
 	@echo "make bench-report  regenerate docs/benchmarks.md from a fresh harness run"
 	@echo "make stress   long stress and soak runs (also under TSan)"
@@ -39,6 +40,10 @@ test: test-cpp test-tsan test-python
 
 test-cpp: build
 	ctest --preset $(PRESET) -j$(JOBS)
+
+# The fast tier only: core's unit tests (seconds), for the edit-compile-test loop.
+test-fast: build
+	ctest --preset $(PRESET) -j$(JOBS) -L unit
 
 # The concurrency (stress) tests again under ThreadSanitizer, bounded in time. Overwrite-mode tests
 # read bytes that may change under them by design (see docs/DESIGN.md) and are left out.

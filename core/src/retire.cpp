@@ -112,84 +112,23 @@ Topic::Retired Topic::retire(std::uint64_t end_pos, std::uint64_t end_seq, std::
   Retired why = Retired::enough;
   for (int pass = 0; pass < 2; ++pass) {
     const std::uint64_t limit = overwrite_ ? ~std::uint64_t{0} : gate();
-    why = Retired::enough;
-    bool at_gate = false;
-    // Walk the index only (the ring is not touched): each entry gives where its payload starts and
-    // how long it is, so retiring message q frees every byte up to the end of q's payload.
-    while (r < want_pos || q < want_seq) {
-      if (q >= limit) {
-        why = Retired::gated;
-        at_gate = true;
-        break;
-      }
-      // Acquire: pairs with SYNC(commit); the message is complete, and our read of its entry
-      // happens-before the retire point's store, so before anyone reuses the entry.
-      const std::uint64_t word = ring_.entry(q).word.load(std::memory_order_acquire);
-      if (!detail::entry_done(word, q)) {
-        // Relaxed: the claim word only tells a claim in progress from the frontier; unpacked
-        // against q, which is at most an index behind it.
-        const std::uint64_t w = s.claim.load(std::memory_order_relaxed);
-        if (detail::claim_seq(w, q) == q) {
-          // The frontier: everything claimed is retired, so are all bytes claimed so far (some of
-          // them belonged to expired claims, which left no position).
-          r = std::max(r, detail::claim_pos(w, r));
-          why = Retired::gated;  // nothing left to retire
-        } else {
-          held_seq = q;
-          why = Retired::held;
-        }
-        break;
-      }
-      if (!(word & detail::kEntryNoPos)) {
-        // Relaxed: ordered after the acquire of the mark. Unpacked against r, at most a ring
-        // behind the payload.
-        const std::uint64_t info = ring_.entry(q).info.load(std::memory_order_relaxed);
-        r = std::max(r, detail::info_pos(info, r) + detail::record_bytes(detail::info_size(info)));
-      }
-      ++q;
-    }
+    why = walk_index(q, r, want_pos, want_seq, limit, held_seq);
     const bool enough = end_pos <= r + cap && end_seq <= q + entries;
-    if (enough || !at_gate) {
+    if (enough || why != Retired::gated) {
       if (enough) s.stall_since.store(0, std::memory_order_relaxed);  // relaxed: under `retiring`
-      why = enough ? Retired::enough : why;
+      why = enough ? Retired::enough : why == Retired::frontier ? Retired::gated : why;
       break;
     }
-    // Full against the slowest cursor. Relaxed: stall_since and stall_cursor are only touched
-    // here, under `retiring`, whose RMW and release store order them between retirers.
+    // Full against the slowest cursor. Relaxed: stall_since is only touched here, under
+    // `retiring`, whose RMW and release store order it between retirers.
     const std::int64_t now = ticks(std::chrono::steady_clock::now());
     const std::int64_t since = s.stall_since.load(std::memory_order_relaxed);
     if (since == 0) {
-      // A stall begins: remember the frontier and every attached cursor, to tell later who had
-      // something to read and made no progress.
-      s.stall_since.store(now, std::memory_order_relaxed);
-      s.stall_head.store(head(), std::memory_order_relaxed);
-      const std::uint32_t high = s.slot_high.load(std::memory_order_seq_cst);
-      for (std::uint32_t i = 0; i < high; ++i) {
-        auto& slot = ring_.slot(i);
-        slot.stall_cursor.store(slot.cursor_seq.load(std::memory_order_seq_cst), std::memory_order_relaxed);
-      }
+      begin_stall(now);
       break;
     }
     if (std::chrono::steady_clock::duration(now - since) < options_.stall_timeout || pass == 1) break;
-    // Detach, in one go, every subscriber that had messages to read when the stall began and has
-    // made no progress since (and that attached before it: one that attached since has not
-    // stalled): it stops gating, and its next poll reports what it missed. seq_cst, as the scan in
-    // gate(); the CAS races only with the subscriber itself (unsubscribe, or re-attach after a
-    // detach), and one of the two wins.
-    const std::uint64_t stall_head = s.stall_head.load(std::memory_order_relaxed);
-    const std::uint32_t high = s.slot_high.load(std::memory_order_seq_cst);
-    for (std::uint32_t i = 0; i < high; ++i) {
-      auto& slot = ring_.slot(i);
-      std::uint32_t attached = kSlotAttached;
-      const std::uint64_t then = slot.stall_cursor.load(std::memory_order_relaxed);
-      if (then < stall_head && slot.cursor_seq.load(std::memory_order_seq_cst) == then &&
-          slot.attached_at.load(std::memory_order_relaxed) <= since &&
-          slot.state.compare_exchange_strong(attached, kSlotDetached, std::memory_order_seq_cst)) {
-        s.detaches.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
-    // The next stall, if any, starts its own clock.
-    s.stall_since.store(0, std::memory_order_relaxed);
+    detach_stalled(since);
   }
   if (q != old_q || r != old_r) {
     // SYNC(retire): seq_cst stores; claimers acquire them before writing below them, and
@@ -198,6 +137,77 @@ Topic::Retired Topic::retire(std::uint64_t end_pos, std::uint64_t end_seq, std::
     s.retire_seq.store(q, std::memory_order_seq_cst);
   }
   return why;
+}
+
+Topic::Retired Topic::walk_index(std::uint64_t& q, std::uint64_t& r, std::uint64_t want_pos,
+                                 std::uint64_t want_seq, std::uint64_t limit, std::uint64_t& held_seq) {
+  auto& s = ring_.state();
+  // Walk the index only (the ring is not touched): each entry gives where its payload starts and
+  // how long it is, so retiring message q frees every byte up to the end of q's payload.
+  while (r < want_pos || q < want_seq) {
+    if (q >= limit) return Retired::gated;
+    // Acquire: pairs with SYNC(commit); the message is complete, and our read of its entry
+    // happens-before the retire point's store, so before anyone reuses the entry.
+    const std::uint64_t word = ring_.entry(q).word.load(std::memory_order_acquire);
+    if (!detail::entry_done(word, q)) {
+      // Relaxed: the claim word only tells a claim in progress from the frontier; unpacked
+      // against q, which is at most an index behind it.
+      const std::uint64_t w = s.claim.load(std::memory_order_relaxed);
+      if (detail::claim_seq(w, q) != q) {
+        held_seq = q;
+        return Retired::held;
+      }
+      // The frontier: everything claimed is retired, so are all bytes claimed so far (some of
+      // them belonged to expired claims, which left no position). Nothing left to retire.
+      r = std::max(r, detail::claim_pos(w, r));
+      return Retired::frontier;
+    }
+    if (!(word & detail::kEntryNoPos)) {
+      // Relaxed: ordered after the acquire of the mark. Unpacked against r, at most a ring
+      // behind the payload.
+      const std::uint64_t info = ring_.entry(q).info.load(std::memory_order_relaxed);
+      r = std::max(r, detail::info_pos(info, r) + detail::record_bytes(detail::info_size(info)));
+    }
+    ++q;
+  }
+  return Retired::enough;
+}
+
+void Topic::begin_stall(std::int64_t now) noexcept {
+  // A stall begins: remember the frontier and every attached cursor, to tell later who had
+  // something to read and made no progress. Relaxed stores: stall_* are only touched under
+  // `retiring`. seq_cst loads, as the scan in gate().
+  auto& s = ring_.state();
+  s.stall_since.store(now, std::memory_order_relaxed);
+  s.stall_head.store(head(), std::memory_order_relaxed);
+  const std::uint32_t high = s.slot_high.load(std::memory_order_seq_cst);
+  for (std::uint32_t i = 0; i < high; ++i) {
+    auto& slot = ring_.slot(i);
+    slot.stall_cursor.store(slot.cursor_seq.load(std::memory_order_seq_cst), std::memory_order_relaxed);
+  }
+}
+
+void Topic::detach_stalled(std::int64_t since) noexcept {
+  // Detach, in one go, every subscriber that had messages to read when the stall began and has
+  // made no progress since (and that attached before it: one that attached since has not
+  // stalled): it stops gating, and its next poll reports what it missed. seq_cst, as the scan in
+  // gate(); the CAS races only with the subscriber itself (unsubscribe, or re-attach after a
+  // detach), and one of the two wins. Relaxed stall_*: only touched under `retiring`.
+  auto& s = ring_.state();
+  const std::uint64_t stall_head = s.stall_head.load(std::memory_order_relaxed);
+  const std::uint32_t high = s.slot_high.load(std::memory_order_seq_cst);
+  for (std::uint32_t i = 0; i < high; ++i) {
+    auto& slot = ring_.slot(i);
+    std::uint32_t attached = kSlotAttached;
+    const std::uint64_t then = slot.stall_cursor.load(std::memory_order_relaxed);
+    if (then < stall_head && slot.cursor_seq.load(std::memory_order_seq_cst) == then &&
+        slot.attached_at.load(std::memory_order_relaxed) <= since &&
+        slot.state.compare_exchange_strong(attached, kSlotDetached, std::memory_order_seq_cst)) {
+      s.detaches.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+    }
+  }
+  // The next stall, if any, starts its own clock.
+  s.stall_since.store(0, std::memory_order_relaxed);
 }
 
 std::uint64_t Topic::gate() noexcept {

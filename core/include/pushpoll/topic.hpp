@@ -185,9 +185,19 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// Returns false when there is no room and no wait.
   bool make_room(std::uint64_t end_pos, std::uint64_t end_seq, Wait wait, detail::RoomWait& room);
   /// What a retire pass found in its way.
-  enum class Retired : std::uint8_t { enough, gated, held };
+  /// Why retiring stopped: room enough; a cursor in the way (gated); an uncommitted claim in the
+  /// way (held); nothing older than the frontier left (frontier, reported by retire() as gated).
+  enum class Retired : std::uint8_t { enough, gated, held, frontier };
   /// Walks old records to free room up to (end_pos, end_seq). Caller holds `retiring`.
   Retired retire(std::uint64_t end_pos, std::uint64_t end_seq, std::uint64_t& held_seq);
+  /// retire()'s walk: moves the retire point (q, r) toward (want_seq, want_pos), stopping at `limit`
+  /// (gated), at an uncommitted claim (held: its seq in held_seq) or at the frontier.
+  Retired walk_index(std::uint64_t& q, std::uint64_t& r, std::uint64_t want_pos, std::uint64_t want_seq,
+                     std::uint64_t limit, std::uint64_t& held_seq);
+  /// The ring is full against the slowest cursor: note when, the frontier, and every cursor.
+  void begin_stall(std::int64_t now) noexcept;
+  /// Detaches every subscriber stalled since `since` (see retire.cpp).
+  void detach_stalled(std::int64_t since) noexcept;
   /// The slowest attached cursor (Overflow::block), detaching subscribers that have been stalled
   /// for stall_timeout. Caller holds `retiring`.
   std::uint64_t gate() noexcept;
