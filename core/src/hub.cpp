@@ -4,7 +4,8 @@
 
 namespace pushpoll {
 
-// Hub::Hub(HubOptions) is defined in pushpoll::io (io/src/hub_io.cpp): it picks the backend.
+// Hub::Hub() and Hub::Hub(HubOptions) are defined in pushpoll::io (io/src/hub_io.cpp): they make
+// io's notifier.
 
 namespace {
 
@@ -58,6 +59,12 @@ void free_topic(Topic* topic) noexcept {
 
 }  // namespace
 
+Hub::Hub(HubOptions options, std::shared_ptr<detail::Notifier> notifier)
+    : options_(std::move(options)), notifier_(std::move(notifier)) {
+  if (!notifier_) throw Error("pushpoll: a hub needs a notifier");
+  if (!options_.memory) options_.memory = std::make_shared<HeapMemory>();
+}
+
 Hub::~Hub() {
   close();
   topics_.clear();  // topics still subscribed live on; see free_topic() for claims
@@ -69,7 +76,7 @@ Topic& Hub::create(std::string_view name, const TopicOptions& options) {
       new Topic(std::string(name), options, options_.memory, notifier_), free_topic);
   Topic& ref = *topic;
   topics_.emplace(std::string(name), std::move(topic));
-  if (notifier_) notifier_->topic_added(ref);
+  notifier_->topic_added(ref);
   return ref;
 }
 
@@ -107,10 +114,10 @@ std::vector<std::string> Hub::topic_names() const {
 }
 
 Backend Hub::backend() const noexcept {
-  return notifier_ ? notifier_->backend() : Backend::syscall;
+  return notifier_->backend();
 }
 
-WakeStats Hub::wake_stats() const noexcept { return notifier_ ? notifier_->stats() : WakeStats{}; }
+WakeStats Hub::wake_stats() const noexcept { return notifier_->stats(); }
 
 void Hub::close() noexcept {
   std::lock_guard lock(mutex_);

@@ -111,7 +111,7 @@ void Subscriber::unsubscribe() noexcept {
   // `leaving`, so that either we see the waiter or it sees us.
   c.leaving.store(1, std::memory_order_seq_cst);
   if (c.waiters.load(std::memory_order_seq_cst) != 0) {
-    if (c.own_fd >= 0 && c.topic->notifier_) c.topic->notifier_->signal(c.own_fd);
+    if (c.own_fd >= 0) c.topic->notifier_->signal(c.own_fd);
     // Acquire: pairs with the waiter's release decrement; its last access to the core is done.
     while (c.waiters.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   }
@@ -126,7 +126,7 @@ void Subscriber::unsubscribe() noexcept {
   // Release: our reads of the ring happen-before the next owner's acquire CAS of the slot.
   slot.state.store(kSlotFree, std::memory_order_release);
   s.subscribers.fetch_sub(1, std::memory_order_relaxed);
-  if (c.own_fd >= 0 && c.topic->notifier_) {
+  if (c.own_fd >= 0) {
     // A round that read this fd before the store above may still write it: let it finish before
     // the number can be reused.
     c.topic->quiesce_notifier();

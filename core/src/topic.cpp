@@ -31,8 +31,8 @@ Topic::Topic(std::string name, const TopicOptions& options,
       single_producer_(options.single_producer),
       overwrite_(options.overflow == Overflow::overwrite),
       notifier_(std::move(notifier)),
-      asymmetric_(notifier_ != nullptr && notifier_->asymmetric()),
-      restartable_(notifier_ != nullptr && notifier_->restartable() && detail::rseq_registered()),
+      asymmetric_(notifier_->asymmetric()),
+      restartable_(notifier_->restartable() && detail::rseq_registered()),
       armed_set_(options.max_subscribers) {
   // The options were validated by Hub::create(), the only caller, before armed_set_ allocated.
   const std::uint64_t entries = options.effective_index_size();
@@ -76,7 +76,7 @@ Topic::Topic(std::string name, const TopicOptions& options,
 }
 
 Topic::~Topic() {
-  if (notifier_) notifier_->topic_gone(*this);
+  notifier_->topic_gone(*this);
   memory_->deallocate(region_, region_bytes_, kRegionAlign);
 }
 
@@ -84,11 +84,11 @@ void Topic::close() noexcept {
   // seq_cst: a subscriber arming checks `closed` after its seq_cst arming (SYNC(arm)), so that
   // either it sees the close or topic_closed() below sees it armed.
   if (ring_.state().closed.exchange(1, std::memory_order_seq_cst) != 0) return;
-  if (notifier_) notifier_->topic_closed(*this);
+  notifier_->topic_closed(*this);
 }
 
 void Topic::quiesce_notifier() noexcept {
-  if (notifier_) notifier_->quiesce(*this);  // with no notifier no round ever runs
+  notifier_->quiesce(*this);
 }
 
 void Topic::check_open() const {
@@ -106,7 +106,6 @@ void Topic::check_size(std::size_t size) const {
 // ---- wake-ups ---------------------------------------------------------------------------------
 
 void Topic::wake(std::uint64_t last, std::uint64_t tag_bits) noexcept {
-  if (!notifier_) return;
   // What our commit made visible is `last` and every message done after it (committed by others
   // while a claim before them held them back): their tags too, or a subscriber that wants only
   // theirs, armed while the earlier claim was pending, would sleep through them. Bounded: past

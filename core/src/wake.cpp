@@ -90,9 +90,7 @@ bool has_matching(detail::SubscriberCore& c) {
 
 int open_fd(detail::SubscriberCore& c) {
   if (c.own_fd < 0) {
-    detail::Notifier* n = c.topic->notifier();
-    if (n == nullptr) throw Error("pushpoll: this hub has no notifier");
-    c.own_fd = n->open_eventfd();
+    c.own_fd = c.topic->notifier()->open_eventfd();
     // Relaxed: published to the notifier by the seq_cst RMWs of the next arming.
     if (c.group == nullptr) c.ring.slot(c.slot).fd.store(c.own_fd, std::memory_order_relaxed);
   }
@@ -106,7 +104,6 @@ enum class ArmStep : std::uint8_t { ready, armed, announced };
 ArmStep arm_begin(detail::SubscriberCore& c) {
   Topic& t = *c.topic;
   detail::Notifier* n = t.notifier();
-  if (n == nullptr) throw Error("pushpoll: this hub has no notifier");
   if (c.group == nullptr && c.own_fd < 0) (void)open_fd(c);
   auto& slot = c.ring.slot(c.slot);
   auto& s = c.ring.state();
@@ -316,7 +313,6 @@ Batch Subscriber::poll_wait(std::size_t max_messages, std::chrono::nanoseconds t
 // ---- wake groups ------------------------------------------------------------------------------
 
 WakeGroup::WakeGroup(Hub& hub) : notifier_(hub.notifier()) {
-  if (!notifier_) throw Error("pushpoll: this hub has no notifier");
   fd_ = notifier_->open_eventfd();
 }
 

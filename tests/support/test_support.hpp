@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <pushpoll/pushpoll.hpp>
 
+#include "fake_notifier.hpp"
+
 #include <array>
 #include <chrono>
 #include <cstddef>

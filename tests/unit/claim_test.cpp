@@ -1,7 +1,8 @@
 // pushpoll/claim.hpp and the commit path: a held claim holds nobody but the readers behind it; a
 // late commit makes everything committed behind it visible; claim expiry (claim_timeout) by a
 // reader or by a producer needing room, before and after the ring wraps past the claim; commit
-// marks against stale entries; the bias of a sole producer.
+// marks against stale entries; a bias flag left up without an owner (the bias itself needs io's
+// notifier: tests/io/bias_test.cpp).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -48,7 +49,7 @@ std::vector<test::Received> read_n(Subscriber& sub, std::size_t n, std::chrono::
 // ---- a held claim -----------------------------------------------------------------------------
 
 TEST(HeldClaim, OtherPublishersDoNotWaitAndReadersSeeNothingPastIt) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", expiring(0ns, 1 << 20));  // never expires; room for all
   Subscriber sub = t.subscribe();
   Claim held = t.claim(8);
@@ -79,7 +80,7 @@ TEST(HeldClaim, OtherPublishersDoNotWaitAndReadersSeeNothingPastIt) {
 TEST(HeldClaim, ASingleThreadMayClaimPublishAndThenCommitAndBothAreDelivered) {
   for (const bool single_producer : {false, true}) {
     SCOPED_TRACE(single_producer ? "single_producer" : "default");
-    Hub hub;
+    test::TestHub hub;
     TopicOptions opt = small_topic();
     opt.single_producer = single_producer;
     Topic& t = hub.topic("t", opt);
@@ -97,7 +98,7 @@ TEST(HeldClaim, ASingleThreadMayClaimPublishAndThenCommitAndBothAreDelivered) {
 }
 
 TEST(HeldClaim, DataIsEmptyOnceCommittedAbortedOrMovedFrom) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Claim a = t.claim(16);
   EXPECT_EQ(a.data().size(), 16u);
@@ -116,7 +117,7 @@ TEST(HeldClaim, DataIsEmptyOnceCommittedAbortedOrMovedFrom) {
 // ---- claim expiry -----------------------------------------------------------------------------
 
 TEST(ClaimExpiry, AReaderHeldBackForClaimTimeoutAbortsTheClaimAndItsCommitThrows) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", expiring(50ms));
   Subscriber sub = t.subscribe();
   Claim stuck = t.claim(8);
@@ -139,7 +140,7 @@ TEST(ClaimExpiry, AReaderHeldBackForClaimTimeoutAbortsTheClaimAndItsCommitThrows
 }
 
 TEST(ClaimExpiry, AReaderThatIsNotHeldBackDoesNotExpireAClaimAtTheFrontier) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", expiring(20ms));
   Subscriber sub = t.subscribe();
   Claim c = t.claim(4);  // nothing after it: it holds nobody back
@@ -154,7 +155,7 @@ TEST(ClaimExpiry, AReaderThatIsNotHeldBackDoesNotExpireAClaimAtTheFrontier) {
 }
 
 TEST(ClaimExpiry, ZeroClaimTimeoutNeverExpires) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", expiring(0ns));
   Subscriber sub = t.subscribe();
   Claim c = t.claim(4);
@@ -168,7 +169,7 @@ TEST(ClaimExpiry, ZeroClaimTimeoutNeverExpires) {
 }
 
 TEST(ClaimExpiry, AProducerThatNeedsRoomExpiresTheClaimThatFillsTheRing) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt = expiring(100ms, 4096);
   opt.publish_timeout = 5s;
   Topic& t = hub.topic("t", opt);  // no subscriber: only the claim holds the ring
@@ -187,7 +188,7 @@ TEST(ClaimExpiry, AProducerThatNeedsRoomExpiresTheClaimThatFillsTheRing) {
 TEST(ClaimExpiry, ALateCommitAfterTheRingWrappedPastTheClaimCorruptsNothing) {
   for (const Overflow overflow : {Overflow::block, Overflow::overwrite}) {
     SCOPED_TRACE(overflow == Overflow::block ? "block" : "overwrite");
-    Hub hub;
+    test::TestHub hub;
     TopicOptions opt = expiring(30ms, 4096, overflow);
     Topic& t = hub.topic("t", opt);
     Subscriber sub = t.subscribe();
@@ -217,7 +218,7 @@ TEST(ClaimExpiry, ALateCommitAfterTheRingWrappedPastTheClaimCorruptsNothing) {
 }
 
 TEST(ClaimExpiry, ADroppedExpiredClaimPublishesNothingMore) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", expiring(20ms));
   Subscriber sub = t.subscribe();
   std::optional<Claim> stuck(t.claim(8));
@@ -230,7 +231,7 @@ TEST(ClaimExpiry, ADroppedExpiredClaimPublishesNothingMore) {
 }
 
 TEST(ClaimExpiry, APublishBatchCoversEveryMessageWithItsOwnCommit) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", expiring(1s));
   Subscriber sub = t.subscribe();
   std::vector<std::vector<std::byte>> payloads;
@@ -250,7 +251,7 @@ TEST(ClaimExpiry, APublishBatchCoversEveryMessageWithItsOwnCommit) {
 TEST(CommitMarks, PayloadsThatLookLikeMarksOrPrefixesAreNeverReadAsCommits) {
   // Fill laps with payloads made of what a reader looks for (the seq numbers to come, record
   // prefixes of every size): a claim after them must still be invisible until it commits.
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(4096));
   Subscriber sub = t.subscribe();
   for (std::uint64_t round = 0; round < 200; ++round) {
@@ -267,48 +268,11 @@ TEST(CommitMarks, PayloadsThatLookLikeMarksOrPrefixesAreNeverReadAsCommits) {
 
 // ---- the bias of a sole producer --------------------------------------------------------------
 
-TEST(Bias, ASecondProducerTakesTheBiasBackAndNothingIsLostEitherWay) {
-  if (!detail::rseq_registered()) GTEST_SKIP() << "no restartable sequences in this process";
-  Hub hub;
-  if (!hub.notifier()->restartable()) GTEST_SKIP() << "membarrier cannot restart sequences here";
-  Topic& t = hub.topic("t", small_topic(1 << 22));  // room for every message unread
-  Subscriber sub = t.subscribe();
-  // One thread alone earns the bias; then a second one starts, which takes it back; then the first
-  // alone again; every message must arrive once, in each producer's order.
-  auto publish_n = [&](std::uint64_t producer, std::uint64_t from, std::uint64_t n) {
-    for (std::uint64_t i = from; i < from + n; ++i) {
-      const std::uint64_t word[2] = {producer, i};
-      t.publish(std::as_bytes(std::span(word)));
-    }
-  };
-  std::uint64_t next[2] = {0, 0};
-  std::uint64_t seen = 0;
-  auto check = [&] {
-    for (const auto& m : drain(sub)) {
-      std::uint64_t word[2];
-      ASSERT_EQ(m.data.size(), sizeof word);
-      std::memcpy(word, m.data.data(), sizeof word);
-      ASSERT_LT(word[0], 2u);
-      ASSERT_EQ(word[1], next[word[0]]) << "producer " << word[0];
-      ++next[word[0]];
-      ++seen;
-    }
-  };
-  publish_n(0, 0, 20000);
-  check();
-  std::thread other([&] { publish_n(1, 0, 20000); });
-  publish_n(0, 20000, 20000);
-  other.join();
-  check();
-  EXPECT_EQ(seen, 60000u);
-  EXPECT_GE(t.stats().bias_revocations, 1u) << "the first producer never held the bias";
-}
-
 TEST(Bias, AFlagLeftUpWithoutAnOwnerIsLoweredByTheNextClaim) {
   // A thread can take the owner word, be revoked by a revoker that read the owner earlier, and
   // only then raise the flag: the flag is up and nobody owns the bias. The next claim must lower it
   // and go on (it once spun forever, every producer of the topic with it).
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   t.publish(bytes_of("before"));
@@ -325,31 +289,6 @@ TEST(Bias, AFlagLeftUpWithoutAnOwnerIsLoweredByTheNextClaim) {
   publisher.join();
   EXPECT_EQ(s.claim.load() & detail::kClaimBiased, 0u);
   EXPECT_EQ(drain(sub).size(), 2u);
-}
-
-TEST(Bias, ARestartableStoreRefusedAfterTheRightIsWithdrawnNeverLands) {
-  if (!detail::rseq_registered()) GTEST_SKIP() << "no restartable sequences in this process";
-  Hub hub;
-  detail::Notifier* n = hub.notifier().get();
-  if (!n->restartable()) GTEST_SKIP() << "membarrier cannot restart sequences here";
-  // A writer stores an ever-growing counter while its right holds; the contender withdraws the
-  // right and restarts every sequence: from then on the counter must not move.
-  for (int round = 0; round < (test::kTsan ? 10 : 200); ++round) {
-    std::atomic<std::uint64_t> right{1}, other{0}, counter{0};
-    std::atomic<bool> started{false};
-    std::thread writer([&] {
-      for (std::uint64_t v = 1;; ++v) {
-        if (detail::rseq_store2_if(right, 1, other, 0, counter, v, counter, v) != detail::Write::done) return;
-        started.store(true, std::memory_order_release);
-      }
-    });
-    while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
-    right.store(0, std::memory_order_seq_cst);
-    n->restart_sequences();
-    const std::uint64_t after = counter.load(std::memory_order_seq_cst);
-    writer.join();
-    ASSERT_EQ(counter.load(), after) << "a store landed after the right was withdrawn (round " << round << ")";
-  }
 }
 
 }  // namespace

@@ -47,7 +47,7 @@ std::string thrown_message(F&& f) {
 }
 
 TEST(Errors, FullFromTheLibraryIsAnErrorSayingTheTopicStayedFull) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt = small_topic();
   opt.publish_timeout = std::chrono::milliseconds(10);
   Topic& t = hub.topic("full", opt);
@@ -60,7 +60,7 @@ TEST(Errors, FullFromTheLibraryIsAnErrorSayingTheTopicStayedFull) {
 }
 
 TEST(Errors, ClosedFromTheLibraryIsAnErrorNamingTheTopic) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("shut");
   t.close();
   const std::string what = thrown_message<Closed>([&] { t.publish(bytes_of("x")); });
@@ -69,7 +69,7 @@ TEST(Errors, ClosedFromTheLibraryIsAnErrorNamingTheTopic) {
 }
 
 TEST(Errors, InvalidCursorFromTheLibraryIsAnErrorGivingTheValidRange) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("cursor");
   for (int i = 0; i < 3; ++i) t.publish(bytes_of("x"));
   const std::string what = thrown_message<InvalidCursor>([&] { (void)t.subscribe(Start::at(7)); });
@@ -79,7 +79,7 @@ TEST(Errors, InvalidCursorFromTheLibraryIsAnErrorGivingTheValidRange) {
 }
 
 TEST(Errors, MessageTooLargeFromTheLibraryIsAnErrorGivingBothSizes) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("big", small_topic());  // max_message defaults to 1024 here
   const std::string payload(1025, 'x');
   const std::string what = thrown_message<MessageTooLarge>([&] { t.publish(bytes_of(payload)); });

@@ -19,7 +19,7 @@ using test::bytes_of;
 using test::small_topic;
 
 TEST(Hub, SameNameAndSameOptionsReturnTheSameTopic) {
-  Hub hub;
+  test::TestHub hub;
   Topic& a = hub.topic("trades", small_topic());
   Topic& b = hub.topic("trades", small_topic());
   EXPECT_EQ(&a, &b);
@@ -29,21 +29,21 @@ TEST(Hub, SameNameAndSameOptionsReturnTheSameTopic) {
 }
 
 TEST(Hub, NameWithoutOptionsReturnsTheExistingTopicWhateverItsOptions) {
-  Hub hub;
+  test::TestHub hub;
   Topic& a = hub.topic("t", small_topic(8192, Overflow::overwrite));
   EXPECT_EQ(&hub.topic("t"), &a);
   EXPECT_EQ(hub.topic("t").options().capacity, 8192u);
 }
 
 TEST(Hub, NameWithoutOptionsCreatesATopicWithDefaultOptions) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("fresh");
   EXPECT_TRUE(t.options().same_as(TopicOptions{}));
   EXPECT_EQ(&hub.topic("fresh", TopicOptions{}), &t);
 }
 
 TEST(Hub, SameNameWithOtherOptionsThrowsErrorNamingBoth) {
-  Hub hub;
+  test::TestHub hub;
   (void)hub.topic("prices", small_topic(4096));
   std::string what;
   try {
@@ -58,7 +58,7 @@ TEST(Hub, SameNameWithOtherOptionsThrowsErrorNamingBoth) {
 }
 
 TEST(Hub, EveryOptionThatDiffersMakesTheLookupThrow) {
-  Hub hub;
+  test::TestHub hub;
   const TopicOptions base = small_topic();
   Topic& t = hub.topic("t", base);
   for (const test::OptionChange& change : test::kOptionChanges) {
@@ -70,7 +70,7 @@ TEST(Hub, EveryOptionThatDiffersMakesTheLookupThrow) {
 }
 
 TEST(Hub, InvalidOptionsThrowErrorAndCreateNothing) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt;
   opt.capacity = 4095;
   EXPECT_THROW((void)hub.topic("bad", opt), Error);
@@ -79,7 +79,7 @@ TEST(Hub, InvalidOptionsThrowErrorAndCreateNothing) {
 }
 
 TEST(Hub, FindAndTopicNamesSeeOnlyCreatedTopics) {
-  Hub hub;
+  test::TestHub hub;
   EXPECT_EQ(hub.find("a"), nullptr);
   Topic& b = hub.topic("b", small_topic());
   Topic& a = hub.topic("a", small_topic());
@@ -90,7 +90,7 @@ TEST(Hub, FindAndTopicNamesSeeOnlyCreatedTopics) {
 }
 
 TEST(Hub, TopicsAreIndependent) {
-  Hub hub;
+  test::TestHub hub;
   Topic& a = hub.topic("a", small_topic());
   Topic& b = hub.topic("b", small_topic());
   a.publish(bytes_of("to a"));
@@ -101,7 +101,7 @@ TEST(Hub, TopicsAreIndependent) {
 }
 
 TEST(Hub, CloseClosesEveryTopicAndRefusesNewOnes) {
-  Hub hub;
+  test::TestHub hub;
   Topic& a = hub.topic("a", small_topic());
   Subscriber sub = a.subscribe();
   a.publish(bytes_of("kept"));
@@ -141,12 +141,16 @@ class CountingMemory final : public MemoryProvider {
   std::byte* last_region = nullptr;
 };
 
+TEST(Hub, AHubWithoutANotifierIsRefused) {
+  EXPECT_THROW(Hub(HubOptions{}, nullptr), Error);
+}
+
 TEST(Hub, TopicRegionsComeFromTheMemoryProviderAndGoBackToIt) {
   auto memory = std::make_shared<CountingMemory>();
   {
     HubOptions options;
     options.memory = memory;
-    Hub hub(options);
+    test::TestHub hub(options);
     Topic& t = hub.topic("t", small_topic(8192));
     EXPECT_EQ(memory->allocations, 1);
     EXPECT_GE(memory->last_bytes, 8192u);
@@ -161,7 +165,7 @@ TEST(Hub, TopicRegionsComeFromTheMemoryProviderAndGoBackToIt) {
 }
 
 TEST(Hub, SubscriberOutlivingItsHubStillReadsWhatWasRetained) {
-  auto hub = std::make_unique<Hub>();
+  auto hub = std::make_unique<test::TestHub>();
   Topic& t = hub->topic("t", small_topic());
   Subscriber sub = t.subscribe();
   t.publish(bytes_of("before the end"));
@@ -178,12 +182,12 @@ TEST(Hub, SubscriberOutlivingItsHubStillReadsWhatWasRetained) {
 // builds. The memory provider sees whether the region was given back.
 struct Outliving {
   std::shared_ptr<CountingMemory> memory = std::make_shared<CountingMemory>();
-  std::unique_ptr<Hub> hub;
+  std::unique_ptr<test::TestHub> hub;
   Topic* topic = nullptr;
   explicit Outliving(TopicOptions options = small_topic()) {
     HubOptions hub_options;
     hub_options.memory = memory;
-    hub = std::make_unique<Hub>(hub_options);
+    hub = std::make_unique<test::TestHub>(hub_options);
     topic = &hub->topic("t", options);
   }
 };

@@ -40,7 +40,7 @@ TEST(Message, DefaultIsAnEmptyUnabortedMessage) {
 }
 
 TEST(Batch, DataPointsIntoTheRingAndIsSharedBySubscribers) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber a = t.subscribe();
   Subscriber b = t.subscribe();
@@ -73,7 +73,7 @@ TEST(Batch, ForEachVisitsExactlyWhatIterationYields) {
     bool operator==(const Seen&) const = default;
   };
   auto seen = [](const Message& m) { return Seen{m.seq, m.tag, m.aborted, m.data.data(), m.data.size()}; };
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(4096));
   const std::uint64_t masks[] = {kAllTags, 0b1, 0b1010, std::uint64_t{1} << 63};
   std::vector<Subscriber> subs;
@@ -114,7 +114,7 @@ TEST(Batch, ForEachVisitsExactlyWhatIterationYields) {
 // In overwrite mode a held batch may be overwritten: for_each() stops at the first record that is
 // not what the batch expects, never hands out a view outside the ring, and release() says so.
 TEST(Batch, ForEachOverAnOverwrittenBatchStaysInsideTheRing) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(4096, Overflow::overwrite));
   Subscriber sub = t.subscribe();
   for (std::uint64_t i = 0; i < 40; ++i) t.publish(pattern(i, 40));
@@ -131,7 +131,7 @@ TEST(Batch, ForEachOverAnOverwrittenBatchStaysInsideTheRing) {
 }
 
 TEST(Batch, CommittedClaimIsReadAtTheAddressItWasWritten) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   Claim c = t.claim(6);
@@ -146,7 +146,7 @@ TEST(Batch, CommittedClaimIsReadAtTheAddressItWasWritten) {
 }
 
 TEST(Batch, PayloadsAreEightByteAligned) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   for (std::size_t size = 0; size < 40; ++size) {
@@ -159,7 +159,7 @@ TEST(Batch, PayloadsAreEightByteAligned) {
 }
 
 TEST(Batch, ReportsItsSeqRangeAndTheRingBytesItCovers) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   t.publish(pattern(0, 1));
@@ -180,7 +180,7 @@ TEST(Batch, ReportsItsSeqRangeAndTheRingBytesItCovers) {
 }
 
 TEST(Batch, CanBeIteratedMoreThanOnceWhileHeld) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   for (std::uint64_t i = 0; i < 4; ++i) t.publish(pattern(i, 24));
@@ -193,7 +193,7 @@ TEST(Batch, CanBeIteratedMoreThanOnceWhileHeld) {
 }
 
 TEST(Batch, BatchesKeepWorkingAfterBeingMovedIntoAVector) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   std::vector<Subscriber> subs;
   for (int i = 0; i < 8; ++i) subs.push_back(t.subscribe());
@@ -214,7 +214,7 @@ TEST(Batch, BatchesKeepWorkingAfterBeingMovedIntoAVector) {
 }
 
 TEST(Batch, MoveAssignmentReleasesTheBatchItReplaces) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber a = t.subscribe();
   Subscriber b = t.subscribe();
@@ -229,7 +229,7 @@ TEST(Batch, MoveAssignmentReleasesTheBatchItReplaces) {
 }
 
 TEST(Batch, MovedFromBatchIsEmptyAndReleasingItDoesNothing) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   for (std::uint64_t i = 0; i < 3; ++i) t.publish(pattern(i, 8));
@@ -242,7 +242,7 @@ TEST(Batch, MovedFromBatchIsEmptyAndReleasingItDoesNothing) {
 }
 
 TEST(Claim, ClaimsKeepWorkingAfterBeingMovedIntoAVector) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   std::vector<Claim> claims;
@@ -261,7 +261,7 @@ TEST(Claim, ClaimsKeepWorkingAfterBeingMovedIntoAVector) {
 }
 
 TEST(Claim, MovedClaimCommitsOnceAndTheMovedFromOneIsInactive) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Claim a = t.claim(4);
   Claim b = std::move(a);
@@ -274,7 +274,7 @@ TEST(Claim, MovedClaimCommitsOnceAndTheMovedFromOneIsInactive) {
 }
 
 TEST(Claim, MoveAssignmentAbortsTheClaimItReplaces) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   Claim first = t.claim(4);

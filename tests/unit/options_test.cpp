@@ -117,7 +117,7 @@ TEST(TopicOptions, SizesOverTheLimitsAreRejectedNamingTheLimitNotByRunningOutOfM
   opt.claim_timeout = std::chrono::milliseconds(-1);
   EXPECT_NE(rejection(opt).find("must not be negative"), std::string::npos);
   // Through a hub too: an Error, nothing allocated.
-  Hub hub;
+  test::TestHub hub;
   TopicOptions huge;
   huge.max_subscribers = 0xffffffffu;
   EXPECT_THROW(hub.topic("huge", huge), Error);

@@ -180,7 +180,7 @@ TEST_F(HandBuiltRing, AWalkRefusesAPayloadThatWouldLeaveTheRing) {
 // ---- the region of a real topic ---------------------------------------------------------------
 
 TEST(RingLayout, TopicRegionIsStateThenSlotsThenTheIndexThenAPageAlignedRecordArea) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt = test::small_topic(8192);
   opt.max_subscribers = 10;
   Topic& t = hub.topic("t", opt);
@@ -207,7 +207,7 @@ TEST(RingLayout, TopicRegionIsStateThenSlotsThenTheIndexThenAPageAlignedRecordAr
 }
 
 TEST(RingLayout, IndexSizeDefaultsToOneEntryPer32RingBytesAndCanBeSet) {
-  Hub hub;
+  test::TestHub hub;
   EXPECT_EQ(hub.topic("small", test::small_topic(4096)).ring().index_size(), 128u);
   EXPECT_EQ(hub.topic("big", test::small_topic(1 << 20)).ring().index_size(), 32768u);
   TopicOptions opt = test::small_topic(1 << 20);
@@ -216,13 +216,13 @@ TEST(RingLayout, IndexSizeDefaultsToOneEntryPer32RingBytesAndCanBeSet) {
 }
 
 TEST(RingLayout, RetireChunkIsAtLeast256Bytes) {
-  Hub hub;
+  test::TestHub hub;
   EXPECT_EQ(hub.topic("small", test::small_topic(4096)).ring().state().retire_chunk, 256u);
   EXPECT_EQ(hub.topic("big", test::small_topic(1 << 20)).ring().state().retire_chunk, 65536u);
 }
 
 TEST(RingLayout, SubscriberSlotsTrackStateAndCursor) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt = test::small_topic();
   opt.max_subscribers = 2;
   Topic& t = hub.topic("t", opt);

@@ -36,7 +36,7 @@ void publish_numbered(Topic& t, std::uint64_t count, std::size_t size = 16) {
 // ---- poll -------------------------------------------------------------------------------------
 
 TEST(Subscriber, PollReturnsAtMostMaxMessagesInOrder) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   publish_numbered(t, 10);
@@ -56,7 +56,7 @@ TEST(Subscriber, PollReturnsAtMostMaxMessagesInOrder) {
 }
 
 TEST(Subscriber, PollOfZeroReturnsAnEmptyBatchAndKeepsTheCursor) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   publish_numbered(t, 3);
@@ -69,7 +69,7 @@ TEST(Subscriber, PollOfZeroReturnsAnEmptyBatchAndKeepsTheCursor) {
 }
 
 TEST(Subscriber, PollOnAnEmptyTopicIsEmptyAndNeverWaits) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   Batch b = sub.poll();
@@ -80,7 +80,7 @@ TEST(Subscriber, PollOnAnEmptyTopicIsEmptyAndNeverWaits) {
 }
 
 TEST(Subscriber, PollReturnsTheWholeBacklogWhenItFits) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(1 << 16));
   Subscriber sub = t.subscribe();
   publish_numbered(t, 500);
@@ -96,7 +96,7 @@ TEST(Subscriber, PollReturnsTheWholeBacklogWhenItFits) {
 }
 
 TEST(Subscriber, CursorAdvancesOnlyWhenTheBatchIsReleased) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   publish_numbered(t, 5);
@@ -112,7 +112,7 @@ TEST(Subscriber, CursorAdvancesOnlyWhenTheBatchIsReleased) {
 }
 
 TEST(Subscriber, DestroyingABatchReleasesIt) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   publish_numbered(t, 5);
@@ -121,7 +121,7 @@ TEST(Subscriber, DestroyingABatchReleasesIt) {
 }
 
 TEST(Subscriber, PollingAgainReleasesTheOutstandingBatch) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   publish_numbered(t, 6);
@@ -140,7 +140,7 @@ TEST(Subscriber, PollingAgainReleasesTheOutstandingBatch) {
 }
 
 TEST(Subscriber, LagCountsPublishedButUnreleasedMessages) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   EXPECT_EQ(sub.lag(), 0u);
@@ -157,7 +157,7 @@ TEST(Subscriber, LagCountsPublishedButUnreleasedMessages) {
 // ---- where a subscriber starts ----------------------------------------------------------------
 
 TEST(Subscriber, StartOldestBeginsAtTheOldestRetainedMessage) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   publish_numbered(t, 200, 64);  // no subscriber: the ring laps freely
   const std::uint64_t oldest = t.oldest();
@@ -171,7 +171,7 @@ TEST(Subscriber, StartOldestBeginsAtTheOldestRetainedMessage) {
 }
 
 TEST(Subscriber, StartLatestBeginsAtHead) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   publish_numbered(t, 200, 64);
   Subscriber sub = t.subscribe(Start::latest);
@@ -186,7 +186,7 @@ TEST(Subscriber, StartLatestBeginsAtHead) {
 }
 
 TEST(Subscriber, StartLatestOnAnEmptyTopicSeesTheFirstMessage) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe(Start::latest);
   EXPECT_EQ(sub.cursor(), 0u);
@@ -211,7 +211,7 @@ class StartAt : public ::testing::Test {
     ASSERT_GT(topic_->oldest(), 0u);
     ASSERT_GT(topic_->head() - topic_->oldest(), 100u) << "the window is too short to need a walk";
   }
-  Hub hub_;
+  test::TestHub hub_;
   Topic* topic_ = nullptr;
 };
 
@@ -257,7 +257,7 @@ TEST_F(StartAt, SeqsOutsideOldestToHeadThrowInvalidCursor) {
 }
 
 TEST(Subscriber, StartAtOnAFreshTopicAcceptsOnlyZero) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   EXPECT_THROW((void)t.subscribe(Start::at(1)), InvalidCursor);
   Subscriber sub = t.subscribe(Start::at(0));
@@ -266,7 +266,7 @@ TEST(Subscriber, StartAtOnAFreshTopicAcceptsOnlyZero) {
 }
 
 TEST(Subscriber, RefusedStartAtLeavesTheSlotFree) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt = small_topic();
   opt.max_subscribers = 1;
   Topic& t = hub.topic("t", opt);
@@ -278,7 +278,7 @@ TEST(Subscriber, RefusedStartAtLeavesTheSlotFree) {
 // ---- tag masks --------------------------------------------------------------------------------
 
 TEST(Subscriber, TagMaskDeliversOnlyMatchingTags) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber only3 = t.subscribe(Start::oldest, std::uint64_t{1} << 3);
   Subscriber all = t.subscribe();
@@ -296,7 +296,7 @@ TEST(Subscriber, TagMaskDeliversOnlyMatchingTags) {
 }
 
 TEST(Subscriber, TagMaskedPollCountsOnlyMatchingMessagesTowardsMax) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe(Start::oldest, (std::uint64_t{1} << 1) | (std::uint64_t{1} << 63));
   for (std::uint64_t i = 0; i < 40; ++i) t.publish(pattern(i, 8), i % 2 == 0 ? 0u : (i % 4 == 1 ? 1u : 63u));
@@ -319,7 +319,7 @@ TEST(Subscriber, TagMaskedPollCountsOnlyMatchingMessagesTowardsMax) {
 }
 
 TEST(Subscriber, ZeroTagMaskThrowsError) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   EXPECT_THROW((void)t.subscribe(Start::oldest, 0), Error);
   EXPECT_EQ(t.stats().subscribers, 0u);
@@ -328,7 +328,7 @@ TEST(Subscriber, ZeroTagMaskThrowsError) {
 // ---- the subscriber table ---------------------------------------------------------------------
 
 TEST(Subscriber, FullSubscriberTableThrowsAClearErrorAndAFreedSlotMakesRoom) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt = small_topic();
   opt.max_subscribers = 4;
   Topic& t = hub.topic("t", opt);
@@ -352,7 +352,7 @@ TEST(Subscriber, FullSubscriberTableThrowsAClearErrorAndAFreedSlotMakesRoom) {
 }
 
 TEST(Subscriber, DefaultTableHoldsAtLeast16384Subscribers) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(1 << 16));
   std::vector<Subscriber> subs;
   subs.reserve(16384);
@@ -366,7 +366,7 @@ TEST(Subscriber, DefaultTableHoldsAtLeast16384Subscribers) {
 // ---- move-only values -------------------------------------------------------------------------
 
 TEST(Subscriber, SubscribersKeepWorkingAfterBeingMovedIntoAVector) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   std::vector<Subscriber> subs;
   for (int i = 0; i < 20; ++i) subs.push_back(t.subscribe());  // reallocates several times
@@ -381,7 +381,7 @@ TEST(Subscriber, SubscribersKeepWorkingAfterBeingMovedIntoAVector) {
 }
 
 TEST(Subscriber, MovedFromSubscriberIsEmptyAndTheMovedToOneOwnsTheCursor) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber a = t.subscribe();
   publish_numbered(t, 4);
@@ -397,7 +397,7 @@ TEST(Subscriber, MovedFromSubscriberIsEmptyAndTheMovedToOneOwnsTheCursor) {
 }
 
 TEST(Subscriber, MoveAssignmentUnsubscribesTheOverwrittenOne) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber a = t.subscribe();
   Subscriber b = t.subscribe();
@@ -410,7 +410,7 @@ TEST(Subscriber, MoveAssignmentUnsubscribesTheOverwrittenOne) {
 }
 
 TEST(Subscriber, SubscribersCanBeUsedFromAnotherThread) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   publish_numbered(t, 10);

@@ -32,7 +32,7 @@ using Clock = std::chrono::steady_clock;
 // ---- numbering and order ----------------------------------------------------------------------
 
 TEST(Topic, SequenceNumbersStartAtZeroAndGrowByOne) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(1 << 16));
   EXPECT_EQ(t.head(), 0u);
   EXPECT_EQ(t.oldest(), 0u);
@@ -50,7 +50,7 @@ TEST(Topic, SequenceNumbersStartAtZeroAndGrowByOne) {
 }
 
 TEST(Topic, EveryPublishingCallSharesOneSequence) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(1 << 16));
   Subscriber sub = t.subscribe();
   EXPECT_EQ(t.publish(bytes_of("publish")), 0u);
@@ -72,7 +72,7 @@ TEST(Topic, EveryPublishingCallSharesOneSequence) {
 }
 
 TEST(Topic, TagsTravelWithTheirMessages) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   t.publish(bytes_of("a"), 0);
@@ -91,7 +91,7 @@ TEST(Topic, TagsTravelWithTheirMessages) {
 // ---- publish_batch ----------------------------------------------------------------------------
 
 TEST(Topic, PublishBatchReturnsTheSeqOfTheLastAndGivesAllTheTag) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   t.publish(bytes_of("before"));
@@ -112,7 +112,7 @@ TEST(Topic, PublishBatchReturnsTheSeqOfTheLastAndGivesAllTheTag) {
 TEST(Topic, PublishBatchLargerThanTheRingIsSplitAndKeepsItsTail) {
   // Without subscribers nothing gates, so a batch worth 2.5 rings goes through; what is retained
   // afterwards is its tail, in order.
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(4096));
   std::vector<std::vector<std::byte>> payloads;
   for (std::size_t i = 0; i < 10; ++i) payloads.push_back(pattern(100 + i, 1000));
@@ -129,7 +129,7 @@ TEST(Topic, PublishBatchLargerThanTheRingIsSplitAndKeepsItsTail) {
 }
 
 TEST(Topic, PublishBatchOfNothingThrowsError) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   EXPECT_THROW((void)t.publish_batch({}), Error);
   EXPECT_EQ(t.head(), 0u);
@@ -138,7 +138,7 @@ TEST(Topic, PublishBatchOfNothingThrowsError) {
 // ---- claim / commit / abort -------------------------------------------------------------------
 
 TEST(Topic, ClaimIsWrittenInPlaceAndInvisibleUntilCommitted) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   Claim c = t.claim(11);
@@ -160,7 +160,7 @@ TEST(Topic, ClaimIsWrittenInPlaceAndInvisibleUntilCommitted) {
 }
 
 TEST(Topic, ClaimDroppedWithoutCommitBecomesAnEmptyAbortedMessage) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   {
@@ -181,7 +181,7 @@ TEST(Topic, ClaimDroppedWithoutCommitBecomesAnEmptyAbortedMessage) {
 }
 
 TEST(Topic, ClaimAbandonedByAnExceptionIsAbortedAndReadersGoOn) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   auto build = [&] {
@@ -199,7 +199,7 @@ TEST(Topic, ClaimAbandonedByAnExceptionIsAbortedAndReadersGoOn) {
 }
 
 TEST(Topic, ExplicitAbortPublishesAnAbortedMessageOnce) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   Claim c = t.claim(8);
@@ -215,7 +215,7 @@ TEST(Topic, ExplicitAbortPublishesAnAbortedMessageOnce) {
 }
 
 TEST(Topic, HeldClaimHoldsBackLaterMessagesAndDroppingItReleasesThem) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   std::optional<Claim> held(t.claim(8));
@@ -239,7 +239,7 @@ TEST(Topic, HeldClaimHoldsBackLaterMessagesAndDroppingItReleasesThem) {
 }
 
 TEST(Topic, CommitTwiceOrOnAnEmptyClaimThrowsError) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Claim c = t.claim(1);
   c.commit();
@@ -251,7 +251,7 @@ TEST(Topic, CommitTwiceOrOnAnEmptyClaimThrowsError) {
 }
 
 TEST(Topic, CommitWithATagOver63ThrowsAndTheClaimStaysActive) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   Claim c = t.claim(1);
@@ -269,7 +269,7 @@ TEST(Topic, CommitWithATagOver63ThrowsAndTheClaimStaysActive) {
 // ---- sizes ------------------------------------------------------------------------------------
 
 TEST(Topic, EmptyMessagesArePublishedAndReadAsEmpty) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber sub = t.subscribe();
   t.publish({});
@@ -288,7 +288,7 @@ TEST(Topic, EmptyMessagesArePublishedAndReadAsEmpty) {
 }
 
 TEST(Topic, MaxSizeMessagesRoundTripOverManyLaps) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(4096));
   ASSERT_EQ(t.max_message(), 1024u);
   Subscriber sub = t.subscribe();
@@ -305,7 +305,7 @@ TEST(Topic, MaxSizeMessagesRoundTripOverManyLaps) {
 }
 
 TEST(Topic, MessageOverMaxMessageThrowsMessageTooLargeFromEveryEntryPoint) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt = small_topic(8192);
   opt.max_message = 100;
   Topic& t = hub.topic("t", opt);
@@ -323,7 +323,7 @@ TEST(Topic, MessageOverMaxMessageThrowsMessageTooLargeFromEveryEntryPoint) {
 }
 
 TEST(Topic, TagOver63ThrowsErrorFromEveryEntryPoint) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   const auto p = pattern(1, 8);
   EXPECT_THROW(t.publish(p, 64), Error);
@@ -336,7 +336,7 @@ TEST(Topic, TagOver63ThrowsErrorFromEveryEntryPoint) {
 // ---- close ------------------------------------------------------------------------------------
 
 TEST(Topic, AfterClosePublishingAndSubscribingThrowClosedButRetainedMessagesStayReadable) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());
   Subscriber early = t.subscribe();
   for (int i = 0; i < 3; ++i) t.publish(bytes_of("m" + std::to_string(i)));
@@ -359,7 +359,7 @@ TEST(Topic, AfterClosePublishingAndSubscribingThrowClosedButRetainedMessagesStay
 }
 
 TEST(Topic, ClosingWakesAPublisherBlockedOnAFullRingWithClosed) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt = small_topic();
   opt.publish_timeout = 10s;
   opt.stall_timeout = 10s;
@@ -397,7 +397,7 @@ TopicOptions blocking(std::chrono::nanoseconds publish_timeout, std::chrono::nan
 }
 
 TEST(TopicBlock, RingHoldsExactlyWhatFitsThenTryPublishReturnsFalse) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(50ms, 10s));
   Subscriber stalled = t.subscribe();
   const auto p = pattern(0, 64);  // 80-byte records
@@ -412,7 +412,7 @@ TEST(TopicBlock, RingHoldsExactlyWhatFitsThenTryPublishReturnsFalse) {
 }
 
 TEST(TopicBlock, PublishWaitsPublishTimeoutThenThrowsFull) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(50ms, 10s));
   Subscriber stalled = t.subscribe();
   const auto p = pattern(0, 64);
@@ -431,7 +431,7 @@ TEST(TopicBlock, PublishWaitsPublishTimeoutThenThrowsFull) {
 }
 
 TEST(TopicBlock, FullRingNeverOverwritesWhatALiveSubscriberStillNeeds) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(20ms, 10s));
   Subscriber sub = t.subscribe();
   std::uint64_t published = 0;
@@ -445,7 +445,7 @@ TEST(TopicBlock, FullRingNeverOverwritesWhatALiveSubscriberStillNeeds) {
 }
 
 TEST(TopicBlock, BlockedPublishProceedsWhenTheSubscriberCatchesUp) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(10s, 10s));
   Subscriber sub = t.subscribe();
   const auto p = pattern(0, 64);
@@ -468,7 +468,7 @@ TEST(TopicBlock, BlockedPublishProceedsWhenTheSubscriberCatchesUp) {
 }
 
 TEST(TopicBlock, UnsubscribingFreesTheRingForTheProducer) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(20ms, 10s));
   Subscriber sub = t.subscribe();
   const auto p = pattern(0, 64);
@@ -482,7 +482,7 @@ TEST(TopicBlock, SubscribersStalledAtDifferentCursorsAreDetachedTogetherAfterOne
   // Eight subscribers stop at eight different cursors. They once went one after another, each
   // after its own stall_timeout (8 x 300 ms); all eight made no progress while the ring was full,
   // so all eight go when the first stall_timeout has passed.
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(10s, 300ms));
   std::vector<Subscriber> stalled;
   for (int k = 0; k < 8; ++k) stalled.push_back(t.subscribe());
@@ -504,7 +504,7 @@ TEST(TopicBlock, SubscribersStalledAtDifferentCursorsAreDetachedTogetherAfterOne
 }
 
 TEST(TopicBlock, ABatchThatStaysFullSaysHowManyOfItsMessagesWentOut) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(30ms, 10s));
   Subscriber held = t.subscribe();
   std::vector<std::vector<std::byte>> payloads(100, pattern(0, 100));
@@ -529,7 +529,7 @@ TEST(TopicBlock, ABatchThatStaysFullSaysHowManyOfItsMessagesWentOut) {
 }
 
 TEST(TopicBlock, APublishWhoseInterruptCheckSaysStopThrowsInterruptedAndPublishesNothing) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(10s, 10s));
   Subscriber held = t.subscribe();
   const std::uint64_t fitted = test::fill_ring(t, pattern(0, 64));
@@ -546,7 +546,7 @@ TEST(TopicBlock, APublishWhoseInterruptCheckSaysStopThrowsInterruptedAndPublishe
 }
 
 TEST(TopicBlock, TheLargestPublishTimeoutMeansForeverNotAnOverflow) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt = blocking(std::chrono::nanoseconds::max(), 1h);
   Topic& t = hub.topic("t", opt);
   Subscriber held = t.subscribe();
@@ -570,7 +570,7 @@ TEST(TopicBlock, TheLargestPublishTimeoutMeansForeverNotAnOverflow) {
 }
 
 TEST(TopicBlock, StalledSubscriberIsDetachedAndItsNextPollReportsTheExactGap) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(5s, 100ms));
   Subscriber stalled = t.subscribe();
   Subscriber live = t.subscribe();
@@ -613,7 +613,7 @@ TEST(TopicBlock, StalledSubscriberIsDetachedAndItsNextPollReportsTheExactGap) {
 // The stall clock belongs to the subscribers that held the gate, not to the position: one that
 // attaches at a gate already stuck for stall_timeout is not detached with the stalled one.
 TEST(TopicBlock, SubscriberAttachingAtAStuckGateIsNotDetachedWithTheStalledOne) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(5s, 100ms));
   Subscriber stalled = t.subscribe();
   const auto p = pattern(0, 64);
@@ -633,7 +633,7 @@ TEST(TopicBlock, SubscriberAttachingAtAStuckGateIsNotDetachedWithTheStalledOne) 
 }
 
 TEST(TopicBlock, ReattachedSubscriberGatesTheProducerAgain) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(5s, 50ms));
   Subscriber sub = t.subscribe();
   const auto p = pattern(0, 64);
@@ -650,7 +650,7 @@ TEST(TopicBlock, ReattachedSubscriberGatesTheProducerAgain) {
 }
 
 TEST(TopicBlock, BatchHeldPastStallTimeoutIsDetachedAndReleaseReportsItOverwritten) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", blocking(5s, 50ms));
   Subscriber sub = t.subscribe();
   for (std::uint64_t i = 0; i < 10; ++i) t.publish(pattern(i, 64));
@@ -669,7 +669,7 @@ TEST(TopicBlock, BatchHeldPastStallTimeoutIsDetachedAndReleaseReportsItOverwritt
 // ---- Overflow::overwrite ----------------------------------------------------------------------
 
 TEST(TopicOverwrite, PublishNeverWaitsAndLappedSubscriberGetsTheExactGap) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(4096, Overflow::overwrite));
   Subscriber sub = t.subscribe();
   for (std::uint64_t i = 0; i < 10; ++i) t.publish(pattern(i, 64));
@@ -700,7 +700,7 @@ TEST(TopicOverwrite, PublishNeverWaitsAndLappedSubscriberGetsTheExactGap) {
 }
 
 TEST(TopicOverwrite, EverySeqIsEitherDeliveredOnceOrCountedInAGap) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(4096, Overflow::overwrite));
   Subscriber sub = t.subscribe();
   std::mt19937 rng(42);
@@ -734,7 +734,7 @@ TEST(TopicOverwrite, EverySeqIsEitherDeliveredOnceOrCountedInAGap) {
 }
 
 TEST(TopicOverwrite, ReleaseReturnsFalseWhenTheHeldBatchWasOverwritten) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(4096, Overflow::overwrite));
   Subscriber sub = t.subscribe();
   for (std::uint64_t i = 0; i < 5; ++i) t.publish(pattern(i, 64));
@@ -751,7 +751,7 @@ TEST(TopicOverwrite, ReleaseReturnsFalseWhenTheHeldBatchWasOverwritten) {
 }
 
 TEST(TopicOverwrite, ReleaseReturnsTrueWhenTheHeldBatchSurvived) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(4096, Overflow::overwrite));
   Subscriber sub = t.subscribe();
   for (std::uint64_t i = 0; i < 5; ++i) t.publish(pattern(i, 64));
@@ -764,7 +764,7 @@ TEST(TopicOverwrite, ReleaseReturnsTrueWhenTheHeldBatchSurvived) {
 // ---- single producer --------------------------------------------------------------------------
 
 TEST(Topic, SingleProducerTopicNumbersAndDeliversLikeAnyOther) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt = small_topic(4096);
   opt.single_producer = true;
   Topic& t = hub.topic("t", opt);
@@ -797,7 +797,7 @@ TEST(Topic, SingleProducerTopicNumbersAndDeliversLikeAnyOther) {
 // ---- stats ------------------------------------------------------------------------------------
 
 TEST(TopicStats, FreshTopicHasAllZero) {
-  Hub hub;
+  test::TestHub hub;
   const TopicStats s = hub.topic("t", small_topic()).stats();
   EXPECT_EQ(s.head, 0u);
   EXPECT_EQ(s.oldest, 0u);
@@ -813,7 +813,7 @@ TEST(TopicStats, FreshTopicHasAllZero) {
 }
 
 TEST(TopicStats, CountHeadBytesSubscribersAndAborts) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(1 << 16));
   Subscriber a = t.subscribe();
   std::optional<Subscriber> b(t.subscribe());
@@ -831,7 +831,7 @@ TEST(TopicStats, CountHeadBytesSubscribersAndAborts) {
 }
 
 TEST(TopicStats, WritersScanSubscriberCursorsOnlyWhenTheRingLooksFull) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(1 << 16));
   std::vector<Subscriber> subs;
   for (int i = 0; i < 100; ++i) subs.push_back(t.subscribe());

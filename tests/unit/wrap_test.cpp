@@ -58,7 +58,7 @@ std::uint64_t read_one(Topic& t, Subscriber& sub, std::uint64_t seq) {
 }
 
 TEST(WrapAround, RecordThatDoesNotFitTheLapEndStartsTheNextLap) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
   fill_to(t, 4000, &sub);  // 96 bytes left in the lap
@@ -74,7 +74,7 @@ TEST(WrapAround, RecordThatDoesNotFitTheLapEndStartsTheNextLap) {
 }
 
 TEST(WrapAround, EightBytesFitTheLastEightBytesAndNineSkipThem) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
   fill_to(t, kCapacity - 16, &sub);
@@ -92,7 +92,7 @@ TEST(WrapAround, EightBytesFitTheLastEightBytesAndNineSkipThem) {
 }
 
 TEST(WrapAround, EmptyMessagesTakeNoRingBytes) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
   const std::uint64_t before = claim_position(t);
@@ -104,7 +104,7 @@ TEST(WrapAround, EmptyMessagesTakeNoRingBytes) {
 }
 
 TEST(WrapAround, RecordEndingExactlyAtTheLapEndSkipsNothing) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
   fill_to(t, kCapacity - record_bytes(1024), &sub);
@@ -118,7 +118,7 @@ TEST(WrapAround, RecordEndingExactlyAtTheLapEndSkipsNothing) {
 }
 
 TEST(WrapAround, BatchCrossingTheLapEndSkipsItInsideItsClaim) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
   fill_to(t, 4000, &sub);
@@ -132,7 +132,7 @@ TEST(WrapAround, BatchCrossingTheLapEndSkipsItInsideItsClaim) {
 }
 
 TEST(WrapAround, BatchWhoseFirstRecordFitsTheLapEndAndSecondDoesNotSkipsBetweenThem) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
   fill_to(t, kCapacity - 8, &sub);
@@ -145,7 +145,7 @@ TEST(WrapAround, BatchWhoseFirstRecordFitsTheLapEndAndSecondDoesNotSkipsBetweenT
 }
 
 TEST(WrapAround, BatchWhoseFirstRecordDoesNotFitStartsTheNextLap) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
   fill_to(t, 4000, &sub);
@@ -158,7 +158,7 @@ TEST(WrapAround, BatchWhoseFirstRecordDoesNotFitStartsTheNextLap) {
 }
 
 TEST(WrapAround, AbortedClaimAtTheLapEndKeepsTheSequenceReadable) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
   fill_to(t, 4000, &sub);
@@ -185,7 +185,7 @@ TEST(WrapAround, AbortedClaimAtTheLapEndKeepsTheSequenceReadable) {
 class RandomWrapAround : public ::testing::TestWithParam<bool> {};
 
 TEST_P(RandomWrapAround, EveryMessageSurvivesByteForByte) {
-  Hub hub;
+  test::TestHub hub;
   TopicOptions opt = small_topic(kCapacity);
   opt.single_producer = GetParam();
   Topic& t = hub.topic("t", opt);
@@ -322,7 +322,7 @@ INSTANTIATE_TEST_SUITE_P(Producers, RandomWrapAround, ::testing::Values(false, t
 // Runs of equal sizes, changing at random and crossing lap ends, polled with random limits and with
 // the whole backlog: every message found where it was written, with its bytes.
 TEST(WrapAround, RunsOfEqualSizesAreWalkedExactlyWhereverTheSizeChanges) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity));
   Subscriber sub = t.subscribe();
   std::mt19937 rng(7);
@@ -373,7 +373,7 @@ TEST(WrapAround, RunsOfEqualSizesAreWalkedExactlyWhereverTheSizeChanges) {
 // read as a message running past the end of the ring. The walk (detail::MessageWalk) reads each
 // entry once, and refuses one that is not the expected seq's or whose payload leaves the ring.
 TEST(WrapAroundOverwrite, MessageReadFromAnOverwrittenRecordStaysInsideTheRing) {
-  Hub hub;
+  test::TestHub hub;
   Topic& t = hub.topic("t", small_topic(kCapacity, Overflow::overwrite));
   Subscriber sub = t.subscribe();
   // Lap 1 ends with a 16-byte message that fills the lap exactly.

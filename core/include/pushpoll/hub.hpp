@@ -43,13 +43,18 @@ struct HubOptions {
   std::shared_ptr<MemoryProvider> memory;
 };
 
-/// Owns topics by name, and the notifier that wakes their subscribers. The constructor (defined in
-/// pushpoll::io) picks the backend. Destroying a hub closes its topics and wakes every waiter;
-/// subscribers keep their topic's memory alive, so a thread still waiting sees Closed, not a crash.
+/// Owns topics by name, and the notifier that wakes their subscribers. Destroying a hub closes its
+/// topics and wakes every waiter; subscribers keep their topic's memory alive, so a thread still
+/// waiting sees Closed, not a crash.
 class Hub {
  public:
+  /// A hub whose notifier is io's (defined in pushpoll::io): eventfds, written through io_uring or
+  /// write() as HubOptions::backend says.
   Hub();
   explicit Hub(HubOptions options);
+  /// A hub with a notifier of the caller's: what core needs of the system comes only through it
+  /// (core's own tests pass a fake). Throws Error if `notifier` is null.
+  Hub(HubOptions options, std::shared_ptr<detail::Notifier> notifier);
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
   ~Hub();

@@ -1,0 +1,76 @@
+// The bias of a sole producer (detail/commit.hpp): a plain store inside a restartable sequence,
+// revoked with membarrier(PRIVATE_EXPEDITED_RSEQ). Needs io's real notifier (restartable() and
+// restart_sequences() are syscalls): skipped where the kernel has neither rseq nor that command.
+#include <cstring>
+#include <thread>
+
+#include "pushpoll/detail/commit.hpp"
+#include "wake_test_support.hpp"
+
+namespace pushpoll::test {
+namespace {
+
+TEST(Bias, ASecondProducerTakesTheBiasBackAndNothingIsLostEitherWay) {
+  if (!detail::rseq_registered()) GTEST_SKIP() << "no restartable sequences in this process";
+  Hub hub;
+  if (!hub.notifier()->restartable()) GTEST_SKIP() << "membarrier cannot restart sequences here";
+  Topic& t = hub.topic("t", small_topic(1 << 22));  // room for every message unread
+  Subscriber sub = t.subscribe();
+  // One thread alone earns the bias; then a second one starts, which takes it back; then the first
+  // alone again; every message must arrive once, in each producer's order.
+  auto publish_n = [&](std::uint64_t producer, std::uint64_t from, std::uint64_t n) {
+    for (std::uint64_t i = from; i < from + n; ++i) {
+      const std::uint64_t word[2] = {producer, i};
+      t.publish(std::as_bytes(std::span(word)));
+    }
+  };
+  std::uint64_t next[2] = {0, 0};
+  std::uint64_t seen = 0;
+  auto check = [&] {
+    for (const auto& m : drain(sub)) {
+      std::uint64_t word[2];
+      ASSERT_EQ(m.data.size(), sizeof word);
+      std::memcpy(word, m.data.data(), sizeof word);
+      ASSERT_LT(word[0], 2u);
+      ASSERT_EQ(word[1], next[word[0]]) << "producer " << word[0];
+      ++next[word[0]];
+      ++seen;
+    }
+  };
+  publish_n(0, 0, 20000);
+  check();
+  std::thread other([&] { publish_n(1, 0, 20000); });
+  publish_n(0, 20000, 20000);
+  other.join();
+  check();
+  EXPECT_EQ(seen, 60000u);
+  EXPECT_GE(t.stats().bias_revocations, 1u) << "the first producer never held the bias";
+}
+
+TEST(Bias, ARestartableStoreRefusedAfterTheRightIsWithdrawnNeverLands) {
+  if (!detail::rseq_registered()) GTEST_SKIP() << "no restartable sequences in this process";
+  Hub hub;
+  detail::Notifier* n = hub.notifier().get();
+  if (!n->restartable()) GTEST_SKIP() << "membarrier cannot restart sequences here";
+  // A writer stores an ever-growing counter while its right holds; the contender withdraws the
+  // right and restarts every sequence: from then on the counter must not move.
+  for (int round = 0; round < (test::kTsan ? 10 : 200); ++round) {
+    std::atomic<std::uint64_t> right{1}, other{0}, counter{0};
+    std::atomic<bool> started{false};
+    std::thread writer([&] {
+      for (std::uint64_t v = 1;; ++v) {
+        if (detail::rseq_store2_if(right, 1, other, 0, counter, v, counter, v) != detail::Write::done) return;
+        started.store(true, std::memory_order_release);
+      }
+    });
+    while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
+    right.store(0, std::memory_order_seq_cst);
+    n->restart_sequences();
+    const std::uint64_t after = counter.load(std::memory_order_seq_cst);
+    writer.join();
+    ASSERT_EQ(counter.load(), after) << "a store landed after the right was withdrawn (round " << round << ")";
+  }
+}
+
+}  // namespace
+}  // namespace pushpoll::test
