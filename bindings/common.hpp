@@ -114,11 +114,8 @@ struct SubState {
   PinObject* pin = nullptr;  // Python side of `batch` while it is outstanding (borrowed)
   bool closed = false;
   std::uint64_t final_cursor = 0;  // cursor at close()
-  // Wake-ups. The C++ WaitOptions are set per wait slice from these (see wait()).
-  std::chrono::nanoseconds spin{0};
-  std::chrono::nanoseconds min_interval{0};
-  std::chrono::steady_clock::time_point last_wake{};  // when wait() last returned True
-  std::weak_ptr<GroupState> group;                   // while a member of a WakeGroup
+  // Wake-ups: the wait options are the C++ subscriber's (see wait() in register_subscriber.cpp).
+  std::weak_ptr<GroupState> group;  // while a member of a WakeGroup
   std::uint32_t group_id = 0;
 };
 

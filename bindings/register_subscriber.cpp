@@ -84,32 +84,33 @@ SubState& open_state(const PySubscriber& self) {
 // slice, and the waiter then raises Closed. Topic.close() and Hub.close() wake the C++ wait
 // directly. A slice that times out re-arms once (one heavy barrier): ~20 per second while idle.
 //
-// The client-side options are applied here rather than in C++, because they span slices:
-// min_interval is a sleep (in slices, checking `closed`) after the last wake-up this function
-// returned; spin is a budget spent by the first slice(s).
+// The client-side options are the C++ subscriber's (WaitOptions: core keeps the last wake-up and
+// applies the rate limit); this function only spreads them over slices: it sleeps, in slices that
+// check `closed` and signals, until Subscriber::next_wake_at(), and spends the spin budget over the
+// first slice(s).
 
-// Resets the C++ wait options of a subscriber at the end of a slice: between slices, and for the
-// zero-timeout waits arm() makes, the C++ options are zero.
+// Gives one slice what is left of the spin budget; the set options are back after it.
 class SliceOptions {
  public:
-  SliceOptions(Subscriber& sub, std::chrono::nanoseconds spin) : sub_(sub) {
-    WaitOptions o;
+  SliceOptions(Subscriber& sub, std::chrono::nanoseconds spin) : sub_(sub), saved_(sub.wait_options()) {
+    WaitOptions o = saved_;
     o.spin = spin;
     sub_.set_wait_options(o);
   }
-  ~SliceOptions() { sub_.set_wait_options(WaitOptions{}); }
+  ~SliceOptions() { sub_.set_wait_options(saved_); }
   SliceOptions(const SliceOptions&) = delete;
   SliceOptions& operator=(const SliceOptions&) = delete;
 
  private:
   Subscriber& sub_;
+  WaitOptions saved_;
 };
 
 // After a wake-up on a closed topic: true while matching messages remain, else throws Closed. The
 // caller holds s.mutex; the subscriber is in no group (Subscriber::wait() refuses members).
 bool recheck_closed(SubState& s) {
   // On a closed topic wait() never blocks: it returns true for unread messages, else throws Closed.
-  // No spin: the C++ options are zero outside a slice (see SliceOptions).
+  // A zero timeout bounds the spin and the rate limit's sleep to nothing.
   return s.sub.wait(std::chrono::nanoseconds(0));
 }
 
@@ -122,9 +123,9 @@ bool wait(PySubscriber& self, std::optional<double> timeout_seconds) {
   if (!s.group.expired()) {
     throw Error("pushpoll: this subscriber is in a WakeGroup: wait on the group (group.wait())");
   }
-  // Client-side rate limit: a wake-up returned less than min_interval ago delays this one.
-  if (s.min_interval.count() > 0 && s.last_wake != clock::time_point{}) {
-    const auto until = std::min(s.last_wake + s.min_interval, deadline.at());
+  // Client-side rate limit (core's): a wake-up returned less than min_interval ago delays this one.
+  {
+    const auto until = std::min(s.sub.next_wake_at(), deadline.at());
     for (auto now = clock::now(); now < until; now = clock::now()) {
       {
         NoGil nogil;
@@ -134,7 +135,7 @@ bool wait(PySubscriber& self, std::optional<double> timeout_seconds) {
       if (s.closed) throw_closed_subscriber();
     }
   }
-  std::chrono::nanoseconds spin = s.spin;
+  std::chrono::nanoseconds spin = s.sub.wait_options().spin;
   for (bool first = true;; first = false) {
     if (s.closed) throw_closed_subscriber();
     bool pushed = false;
@@ -164,10 +165,7 @@ bool wait(PySubscriber& self, std::optional<double> timeout_seconds) {
         if (pushed && s.topic->closed()) pushed = recheck_closed(s);
       }
     }
-    if (pushed) {
-      s.last_wake = clock::now();
-      return true;
-    }
+    if (pushed) return true;
     const auto now = clock::now();
     spin = std::max(std::chrono::nanoseconds(0),
                     spin - std::chrono::duration_cast<std::chrono::nanoseconds>(now - slice_start));
@@ -207,17 +205,21 @@ int fileno(PySubscriber& self) {
 
 void set_wait_options(PySubscriber& self, double spin, double min_interval) {
   SubState& s = open_state(self);
-  const auto spin_ns = duration_option("spin", spin);
-  const auto min_interval_ns = duration_option("min_interval", min_interval);
-  s.spin = spin_ns;
-  s.min_interval = min_interval_ns;
+  WaitOptions o;
+  o.spin = duration_option("spin", spin);
+  o.min_interval = duration_option("min_interval", min_interval);
+  SubLock lock(s);  // a waiting thread reads them between its slices
+  o.safety_net = s.sub.wait_options().safety_net;
+  s.sub.set_wait_options(o);
 }
 
 py::dict wait_options(const PySubscriber& self) {
-  const SubState& s = *self.state;
+  SubState& s = open_state(self);
+  SubLock lock(s);
+  const WaitOptions o = s.sub.wait_options();
   py::dict d;
-  d["spin"] = std::chrono::duration<double>(s.spin).count();
-  d["min_interval"] = std::chrono::duration<double>(s.min_interval).count();
+  d["spin"] = std::chrono::duration<double>(o.spin).count();
+  d["min_interval"] = std::chrono::duration<double>(o.min_interval).count();
   return d;
 }
 

@@ -246,9 +246,8 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
     return pushed;
   };
   // Client-side rate limit: pushes inside min_interval after the last wake-up coalesce into one.
-  if (c.wait_options.min_interval.count() > 0 && c.last_wake != clock::time_point{}) {
-    const auto until = c.last_wake + c.wait_options.min_interval;
-    if (until > clock::now()) std::this_thread::sleep_until(std::min(until, deadline.at()));
+  if (const auto until = next_wake_at(); until > clock::now()) {
+    std::this_thread::sleep_until(std::min(until, deadline.at()));
   }
   if (c.wait_options.spin.count() > 0) {
     const auto spin_end = std::min(detail::Deadline::after(c.wait_options.spin).at(), deadline.at());

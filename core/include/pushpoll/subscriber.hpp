@@ -77,6 +77,16 @@ class Subscriber {
   [[nodiscard]] Batch poll_wait(std::size_t max_messages, std::chrono::nanoseconds timeout);
   void set_wait_options(const WaitOptions& options) noexcept { core_->wait_options = options; }
   [[nodiscard]] const WaitOptions& wait_options() const noexcept { return core_->wait_options; }
+  /// The earliest time wait() returns a wake-up under WaitOptions::min_interval: the last wake-up
+  /// it returned plus the interval (the clock's epoch when no limit applies). For a caller that
+  /// waits in slices of its own, as the Python binding does.
+  [[nodiscard]] std::chrono::steady_clock::time_point next_wake_at() const noexcept {
+    const detail::SubscriberCore& c = *core_;
+    if (c.wait_options.min_interval.count() <= 0 || c.last_wake == std::chrono::steady_clock::time_point{}) {
+      return {};
+    }
+    return c.last_wake + c.wait_options.min_interval;
+  }
 
  private:
   friend class Topic;
