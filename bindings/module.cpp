@@ -9,7 +9,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("ALL_TAGS") = pushpoll::kAllTags;
   m.attr("MAX_TAG") = pushpoll::kMaxTag;
   // The floor under every per-call path: a pybind11 function that does nothing (benchmarks).
-  m.def("_noop", [] {}, "Does nothing; times a pybind11 call.");
+  m.def("_noop", [] {}, "Does nothing; times a pybind11 call (benchmarks).");
   pushpoll::python::register_errors(m);
   pushpoll::python::register_batch(m);
   pushpoll::python::register_hub(m);

@@ -583,7 +583,7 @@ PyMethodDef batch_methods[] = {
 
 PyGetSetDef batch_getset[] = {
     {"gap", &batch_gap, nullptr,
-     "Messages lost just before this batch (lapped in overwrite mode, or detached): 0 if none.",
+     "Messages lost just before this batch (lapped in overwrite mode, or detached).",
      nullptr},
     {"first_seq", &batch_first_seq, nullptr,
      "Sequence number of the first message covered (also when its tag was filtered out).", nullptr},
@@ -593,7 +593,7 @@ PyGetSetDef batch_getset[] = {
      nullptr},
     {"released", &batch_released, nullptr, "True once the batch is released.", nullptr},
     {"intact", &batch_intact, nullptr,
-     "None until released; then False if the batch may have been overwritten while it was held.",
+     "None until released; then False if the batch may have been overwritten while held.",
      nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
@@ -604,36 +604,39 @@ PyType_Slot batch_slots[] = {
     {Py_tp_methods, batch_methods},
     {Py_tp_getset, batch_getset},
     {Py_tp_repr, reinterpret_cast<void*>(&batch_repr)},
-    {Py_tp_doc, const_cast<char*>(R"doc(Consecutive messages of one subscriber, read in place (zero-copy). Made by Subscriber.poll().
+    {Py_tp_doc, const_cast<char*>(R"doc(
+Consecutive messages of one subscriber, read in place (zero-copy). Made by
+Subscriber.poll().
 
-Iterate it for Message objects, or take everything at once with as_arrays(). len() counts the
-messages that match the subscriber's tags. A context manager: `with sub.poll() as batch:` releases
-the batch on exit.
+Iterate it for Message objects, or take everything at once with as_arrays(). len() counts
+the messages that match the subscriber's tags. A context manager: ``with sub.poll() as
+batch:`` releases the batch on exit.
 
-The zero-copy rule: views of the batch (Message.data, as_arrays().data) point INTO the ring, so a
-batch is held (the cursor does not advance) until it is released: by release(), at the end of the
-`with` block, by the next poll(), by Subscriber.close(), or when the Batch is garbage-collected.
-Releasing releases every view the batch handed out: using one afterwards raises ValueError. Buffers
-derived from those views (numpy.frombuffer(m.data), a slice m.data[2:], memoryview(m.data)) keep
-the memory in use: while any is alive, releasing raises BufferError and the batch stays held.
-Delete them (or copy what you need) first. A Batch garbage-collected while some are alive stays
-held until they are gone. In overwrite mode the bytes may change while held; release() (and then
-intact) says whether they did.)doc")},
+The zero-copy rule: views of the batch (Message.data, as_arrays().data) point INTO the ring,
+so a batch is held (the cursor does not advance) until it is released: by release(), at the
+end of the ``with`` block, by the next poll(), by Subscriber.close(), or when the Batch is
+garbage-collected. Releasing releases every view the batch handed out: using one afterwards
+raises ValueError. Buffers derived from those views (numpy.frombuffer(m.data), a slice
+m.data[2:], memoryview(m.data)) keep the memory in use: while any is alive, releasing raises
+BufferError and the batch stays held. Delete them (or copy what you need) first. A Batch
+garbage-collected while some are alive stays held until they are gone. In overwrite mode
+the bytes may change while held; release() (and then intact) says whether they did.
+)doc")},
     {0, nullptr}};
 
 PyType_Spec batch_spec = {"pushpoll.Batch", sizeof(BatchObject), 0, Py_TPFLAGS_DEFAULT, batch_slots};
 
 PyStructSequence_Field arrays_fields[] = {
-    {"data", "read-only memoryview INTO the ring covering every payload of the batch"},
-    {"offsets", "int64: where message i starts in data"},
-    {"lengths", "int64: payload bytes of message i"},
-    {"seqs", "uint64: sequence number of message i"},
-    {"tags", "uint8: tag of message i"},
+    {"data", "Read-only memoryview INTO the ring covering every payload of the batch."},
+    {"offsets", "int64 (format \"q\"): where message i starts in data."},
+    {"lengths", "int64 (format \"q\"): payload bytes of message i."},
+    {"seqs", "uint64 (format \"Q\"): sequence number of message i."},
+    {"tags", "uint8 (format \"B\"): tag of message i."},
     {nullptr, nullptr}};
 
 PyStructSequence_Desc arrays_desc = {
     "pushpoll.BatchArrays",
-    "A batch as arrays (Batch.as_arrays()): message i is data[offsets[i]:offsets[i] + lengths[i]].",
+    "A batch as arrays (Batch.as_arrays()): message i is data[offsets[i] : offsets[i] + lengths[i]].",
     arrays_fields, static_cast<int>(std::size(arrays_fields) - 1)};  // without the sentinel
 
 PyTypeObject* ready_type(py::module_& m, PyType_Spec* spec, const char* export_name) {

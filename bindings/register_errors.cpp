@@ -140,7 +140,7 @@ void register_errors(py::module_& m) {
   full_type = new_exception(
       m, "Full",
       "A blocking publish found no room within the topic's publish_timeout (overflow=\"block\"): a "
-      "subscriber is not keeping up. Its `published` attribute says how many messages of a "
+      "subscriber is not keeping up. Its ``published`` attribute says how many messages of a "
       "publish_many() went out before it (the rest did not; 0 for a single publish).",
       error_type);
   // A class attribute too, so that any Full (also one raised by Python code) has it.

@@ -72,14 +72,14 @@ PyTopic topic(PyHub& self, std::string_view name, std::optional<std::uint64_t> c
 PyTypeObject* wake_stats_type = nullptr;
 
 PyStructSequence_Field wake_stats_fields[] = {
-    {"wakeups_sent", "eventfd writes issued (one per woken fd per round)"},
-    {"wakeups_coalesced", "subscribers woken through a write shared with others (wake groups)"},
-    {"wakeups_skipped", "armed subscribers passed over: no matching tag"},
-    {"rounds", "notifier rounds (each serves every armed subscriber)"},
-    {"notifier_syscalls", "write() or io_uring_enter() calls by the notifier"},
-    {"subscriber_syscalls", "eventfd reads, blocking polls and barriers by subscribers"},
-    {"arms", "arm() calls that armed (waits arm too)"},
-    {"wakeups_recovered", "messages a blocked wait found by its safety net, with no push: should stay 0"},
+    {"wakeups_sent", "eventfd writes issued (one per woken fd per round)."},
+    {"wakeups_coalesced", "Subscribers woken through a write shared with others (wake groups)."},
+    {"wakeups_skipped", "Armed subscribers passed over: no matching tag."},
+    {"rounds", "Notifier rounds (each serves every armed subscriber)."},
+    {"notifier_syscalls", "write() or io_uring_enter() calls by the notifier."},
+    {"subscriber_syscalls", "eventfd reads, blocking polls and membarriers by subscribers."},
+    {"arms", "arm() calls that armed (waits arm too)."},
+    {"wakeups_recovered", "Messages a blocked wait found by its safety net, with no push: should stay 0."},
     {nullptr, nullptr}};
 
 PyStructSequence_Desc wake_stats_desc = {
@@ -118,16 +118,16 @@ void register_hub(py::module_& m) {
   py::class_<PyHub>(m, "Hub", R"doc(
 Owns topics by name, and the notifier that wakes their subscribers.
 
-``backend`` chooses how wake-ups are written: ``"auto"`` (io_uring, or ``write()`` where the kernel
-or a sandbox refuses io_uring), ``"io_uring"`` (raises Error if refused) or ``"syscall"``.
-``mode`` chooses where: ``"publisher"`` (in the publishing thread, right after the commit: lowest
-latency) or ``"background"`` (in a notifier thread: publishers make no syscalls, and pushes within
-``coalesce_window`` seconds are merged). ``sqpoll``: io_uring with a kernel submission thread where
-the kernel permits it (plain io_uring otherwise).
+``backend`` chooses how wake-ups are written: "auto" (io_uring, or write() where the kernel
+or a sandbox refuses io_uring), "io_uring" (raises Error if refused) or "syscall".
+``mode`` chooses where: "publisher" (in the publishing thread, right after the commit:
+lowest latency) or "background" (in a notifier thread: publishers make no syscalls, and
+pushes within ``coalesce_window`` seconds are merged). ``sqpoll``: io_uring with a kernel
+submission thread where the kernel permits it (plain io_uring otherwise).
 
-``close()`` closes every topic; the hub's memory is freed only when its last topic, subscriber and
-batch objects are gone too, so objects may be closed and collected in any order. A context manager:
-``with pushpoll.Hub() as hub: ...`` closes it on exit. Safe to use from several threads.
+close() closes every topic; the hub's memory is freed only when its last topic, subscriber
+and batch objects are gone too, so objects may be closed and collected in any order. A
+context manager that closes the hub on exit. Safe to use from several threads.
 )doc")
       .def(py::init([](const std::string& backend, const std::string& mode, double coalesce_window,
                        bool sqpoll) {
@@ -150,19 +150,19 @@ batch objects are gone too, so objects may be closed and collected in any order.
            py::arg("index_size") = py::none(), R"doc(
 The topic called ``name``, created if new.
 
-Without options, an existing topic is returned as it is, and a new one gets the defaults. With any
-option, the others take their defaults and the whole set must match an existing topic's, or
-pushpoll.Error says how they differ.
+Without options, an existing topic is returned as it is, and a new one gets the
+defaults. With any option, the others take their defaults and the whole set must match
+an existing topic's, or pushpoll.Error says how they differ.
 
 capacity: ring size in bytes, a power of two from 4096 to 16 GiB (default 1 MiB).
 max_message: largest payload in bytes (default: the smaller of 64 KiB and capacity / 4).
 index_size: the most messages retained at once, a power of two (default capacity / 32).
-overflow: "block" (lossless: publishers wait up to publish_timeout, then raise Full; a subscriber
-    stalling longer than stall_timeout is detached and later told its gap) or "overwrite" (never
-    waits: the oldest messages are overwritten; lapped subscribers learn their exact gap).
+overflow: "block" (lossless: publishers wait up to publish_timeout, then raise Full; a
+    subscriber stalling longer than stall_timeout is detached and later told its gap)
+    or "overwrite" (never waits; lapped subscribers learn their exact gap).
 publish_timeout, stall_timeout: seconds (defaults 1.0 and 5.0).
-claim_timeout: seconds a publisher stalled mid-publish may hold readers and the ring back before
-    its message goes out aborted (default 1.0; 0: never).
+claim_timeout: seconds a publisher stalled mid-publish may hold readers and the ring
+    back before its message goes out aborted (default 1.0; 0: never).
 max_subscribers: size of the subscriber table (default 16384).
 
 Raises pushpoll.Error for invalid options, pushpoll.Closed after close().

@@ -286,26 +286,33 @@ watching it wakes up and finds Closed. Idempotent.
 
   // ---- wake-ups ------------------------------------------------------------------------------
   cls.def("arm", &arm, R"doc(
-Asks to be woken: returns False when matching messages are waiting already (poll them), True when
-fileno() becomes readable at the next matching publish (once: arm again after polling). Messages
-the tag mask skips are consumed. Releases the outstanding batch first, under the zero-copy rule
-(BufferError while buffers derived from it are alive). On a closed topic: False while unread
-messages remain, then raises Closed. Never blocks.
+Asks to be woken: False when matching messages are waiting already (poll them), True
+when fileno() becomes readable at the next matching publish (once: arm again after
+polling).
+
+Messages the tag mask skips are consumed. Releases the outstanding batch first, under
+the zero-copy rule (BufferError while buffers derived from it are alive). On a closed
+topic: False while unread messages remain, then raises Closed. Never blocks.
 )doc")
       .def("wait", &wait, py::arg("timeout") = py::none(), R"doc(
-Blocks until pushed or until ``timeout`` seconds pass (None: no timeout), without the GIL. Returns
-True when woken by a matching publish, or at once when matching messages are waiting; False on
-timeout. After the topic (or hub) is closed: True while unread messages remain, then raises Closed.
-Raises Closed when the subscriber is closed, also by another thread while this one waits: the wait
-runs in slices of at most 50 ms and looks for that between two slices. Releases the outstanding
-batch first, under the zero-copy rule. Honours set_wait_options(). Raises Error for a member of a
-WakeGroup (wait on the group), ValueError for a negative timeout.
+Blocks until pushed or until ``timeout`` seconds pass (None: no timeout), without
+the GIL.
+
+True when woken by a matching publish, or at once when matching messages are waiting;
+False on timeout. After the topic (or hub) is closed: True while unread messages
+remain, then raises Closed. Raises Closed when the subscriber is closed, also by another
+thread while this one waits: the wait runs in slices of at most 50 ms and looks for that
+between two slices. Releases the outstanding batch first, under the zero-copy rule.
+Honours set_wait_options(). Raises Error for a member of a WakeGroup (wait on the
+group), ValueError for a negative timeout.
 )doc")
       .def("fileno", &fileno, R"doc(
-The eventfd that wakes this subscriber, for selectors and event loops: it becomes readable once
-after arm() returned True and a matching message was published (then poll(), which drains it, and
-arm() again). Readiness is a hint; poll() is the truth. For a member of a WakeGroup, the group's
-eventfd. The number stays valid while the subscriber object lives; close() makes it readable.
+The eventfd that wakes this subscriber, for selectors and event loops.
+
+It becomes readable once after arm() returned True and a matching message was
+published (then poll(), which drains it, and arm() again). Readiness is a hint; poll()
+is the truth. For a member of a WakeGroup, the group's eventfd. The number stays valid
+while the subscriber object lives; close() makes it readable.
 )doc")
       .def("set_wait_options", &set_wait_options, py::kw_only(), py::arg("spin") = 0.0,
            py::arg("min_interval") = 0.0, R"doc(

@@ -89,8 +89,8 @@ PyMethodDef publish_def = {
     "data: any contiguous buffer (bytes, bytearray, memoryview, a C-contiguous numpy array), "
     "copied into the ring. tag: 0..63; subscribers filter on it.\n"
     "With overflow=\"block\" it waits for room up to publish_timeout, without the GIL (Ctrl-C "
-    "interrupts the wait), then raises Full. Raises MessageTooLarge over max_message, Closed after close(), Error for a tag "
-    "out of range."};
+    "interrupts the wait), then raises Full. Payloads over 64 KiB are copied without the GIL. "
+    "Raises MessageTooLarge over max_message, Closed after close(), Error for a tag out of range."};
 
 PyMethodDef try_publish_def = {
     "try_publish",
@@ -182,24 +182,25 @@ void register_topic(py::module_& m) {
       });
 
   auto cls = py::class_<PyTopic>(m, "Topic", R"doc(
-A topic: an append-only ring log. Every message gets the next sequence number (0, 1, 2, ...).
+A topic: an append-only ring log. Every message gets the next sequence number.
 
-Made by Hub.topic(). Publishing is safe from any number of threads. close() closes the topic for
-every holder: publishing and subscribing raise Closed; subscribers may still poll what is retained.
-A context manager that closes the topic on exit.
+Made by Hub.topic(). Publishing is safe from any number of threads. close() closes the
+topic for every holder: publishing and subscribing raise Closed; subscribers may still poll
+what is retained. A context manager that closes the topic on exit.
 )doc");
   add_fast_method(cls, &publish_def);
   add_fast_method(cls, &try_publish_def);
   cls.def("publish_many", &publish_many, py::arg("messages"), py::arg("tag") = 0, R"doc(
-Appends every buffer of ``messages`` (an iterable) with one claim per ring-sized chunk, all with
-``tag``; returns the sequence number of the last. An empty iterable raises Error. Releases the GIL
-while it copies (and, with overflow="block", while it waits).
+Appends every buffer of ``messages`` with one claim per ring-sized chunk, all with
+``tag``; returns the sequence number of the last. An empty iterable raises Error.
+Releases the GIL while it copies (and, with overflow="block", while it waits).
 )doc")
       .def("subscribe", &subscribe, py::arg("start") = "oldest", py::arg("tags") = kAllTags, R"doc(
-A new Subscriber reading from ``start``: "oldest" (the oldest retained message), "latest" (the next
-one published) or a sequence number in [oldest, head] (else InvalidCursor). It receives the
-messages whose tag t has bit ``1 << t`` set in ``tags`` (default: all). Raises Closed after close(),
-Error when the subscriber table is full or ``tags`` is 0.
+A new Subscriber reading from ``start``: "oldest" (the oldest retained message),
+"latest" (the next one published) or a sequence number in [oldest, head] (else
+InvalidCursor). It receives the messages whose tag t has bit ``1 << t`` set in ``tags``
+(default ALL_TAGS). Raises Closed after close(), Error when the subscriber table is full
+or ``tags`` is 0.
 )doc")
       .def_property_readonly("name", [](const PyTopic& self) { return self.topic->name(); })
       .def_property_readonly("head", [](const PyTopic& self) { return self.topic->head(); },

@@ -236,19 +236,20 @@ PyWakeGroup::~PyWakeGroup() {
 
 void register_wake(py::module_& m) {
   py::class_<PyWakeGroup>(m, "WakeGroup", R"doc(
-Subscribers served by one thread (or one event loop) share one eventfd: the notifier writes each
-distinct eventfd once per round, so waking many parked subscribers costs one write per group.
+Subscribers served by one thread (or one event loop) share one eventfd: the notifier
+writes each distinct eventfd once per round, so waking many parked subscribers costs one
+write per group.
 
     group = pushpoll.WakeGroup(hub)
     ids = [group.add(s) for s in subs]          # 0, 1, 2, ...
-    for i in group.wait(timeout=1.0):           # the members pushed (or with messages waiting)
+    for i in group.wait(timeout=1.0):           # the members pushed (or with messages)
         with group[i].poll() as batch: ...
 
-Members are subscribers of the same hub; the group keeps them alive while they are in it. A
-member is woken through the group only: its wait() raises Error, its fileno() is the group's.
-Closing a member takes it out of the group. Safe to use from several threads (calls are
-serialized), though one serving thread is the intended use. A context manager that closes the
-group on exit; ``async for ids in group`` serves it from asyncio.
+Members are subscribers of the same hub; the group keeps them alive while they are in it.
+A member is woken through the group only: its wait() raises Error, its fileno() is the
+group's. Closing a member takes it out of the group. Safe to use from several threads
+(calls are serialized), though one serving thread is the intended use. A context manager
+that closes the group on exit; ``async for ids in group`` serves it from asyncio.
 )doc")
       .def(py::init([](const PyHub& hub) {
              if (hub.closed) throw Closed("pushpoll: the hub is closed");

@@ -45,7 +45,8 @@ async def _readable(fd: int) -> None:
 async def next_batch(sub: Subscriber, max_messages: int = 1024) -> Batch:
     """The next batch with messages (or with a gap to report), waiting for it without blocking
     the event loop. Raises Closed when the topic is closed and fully read, or the subscriber is
-    closed. Like poll(), it releases the outstanding batch first, under the zero-copy rule."""
+    closed; Error for a member of a WakeGroup (serve the group). Like poll(), it releases the
+    outstanding batch first, under the zero-copy rule."""
     if sub.wake_group is not None:
         raise Error(
             "pushpoll: this subscriber is in a WakeGroup, whose eventfd wakes it: serve the group "
@@ -71,8 +72,8 @@ async def next_batch(sub: Subscriber, max_messages: int = 1024) -> Batch:
 
 
 async def next_ready(group: WakeGroup) -> List[int]:
-    """The sorted ids of the members of ``group`` with news, waiting for them without blocking
-    the event loop. Raises Closed when the group is closed, or when every member's topic is closed
+    """The sorted ids of the members with news, waiting for them without blocking the event
+    loop. Raises Closed when the group is closed, or when every member's topic is closed
     and every member fully read."""
     while True:
         ids = group.wait(0)  # arms every member; never blocks
@@ -139,12 +140,18 @@ def _install() -> None:
     """
     for cls, name, fn, doc in (
         (Subscriber, "__aiter__", _aiter_batches,
-         "async for batch in sub: the batches as they arrive (AsyncBatches)."),
+         "``async for batch in sub``: batches with messages (or a gap) as they arrive, waiting "
+         "through loop.add_reader(fileno()) without blocking the loop. Ends when the topic is "
+         "closed and fully read, or the subscriber is closed. Each step releases the previous "
+         "batch (BufferError while buffers derived from it are alive). Defined in pushpoll._aio."),
         (Subscriber, "aiter_batches", _aiter_batches,
-         "An async iterator of batches of at most max_messages messages (AsyncBatches)."),
+         "Like ``async for batch in sub``, with batches of at most max_messages messages."),
         (Subscriber, "next_batch", next_batch, next_batch.__doc__),
         (WakeGroup, "__aiter__", _aiter_ready,
-         "async for ids in group: the ids of members with news (AsyncReady)."),
+         "``async for ids in group``: the sorted ids of members with news, waiting through "
+         "loop.add_reader(fileno()) without blocking the loop. Ends when the group is closed, or "
+         "when every member's topic is closed and every member fully read. Defined in "
+         "pushpoll._aio."),
         (WakeGroup, "next_ready", next_ready, next_ready.__doc__),
     ):
         method = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__)

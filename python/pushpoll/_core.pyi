@@ -115,7 +115,8 @@ class Hub:
     def closed(self) -> bool:
         """True after close()."""
     def __enter__(self) -> Hub: ...
-    def __exit__(self, *args: object) -> None: ...
+    def __exit__(self, *args: object) -> None:
+        """Closes the hub."""
 
 class WakeStats(NamedTuple):
     """What a hub's wake-up machinery has done (Hub.wake_stats()): a snapshot; counters only
@@ -132,7 +133,7 @@ class WakeStats(NamedTuple):
     notifier_syscalls: int
     """write() or io_uring_enter() calls by the notifier."""
     subscriber_syscalls: int
-    """eventfd reads, blocking polls and barriers by subscribers."""
+    """eventfd reads, blocking polls and membarriers by subscribers."""
     arms: int
     """arm() calls that armed (waits arm too)."""
     wakeups_recovered: int
@@ -197,9 +198,10 @@ class Topic:
 
         data: any contiguous buffer (bytes, bytearray, memoryview, a C-contiguous numpy array),
         copied into the ring. tag: 0..63; subscribers filter on it.
-        With overflow="block" it waits for room up to publish_timeout, without the GIL, then
-        raises Full. Payloads over 64 KiB are copied without the GIL. Raises MessageTooLarge
-        over max_message, Closed after close(), Error for a tag out of range.
+        With overflow="block" it waits for room up to publish_timeout, without the GIL (Ctrl-C
+        interrupts the wait), then raises Full. Payloads over 64 KiB are copied without the GIL.
+        Raises MessageTooLarge over max_message, Closed after close(), Error for a tag out of
+        range.
         """
     def try_publish(self, data: _Buffer, tag: int = 0) -> bool:
         """Appends one message if there is room now; never waits. Returns False when the ring
@@ -229,7 +231,8 @@ class Topic:
     def max_message(self) -> int:
         """Largest payload in bytes."""
     @property
-    def overflow(self) -> Literal["block", "overwrite"]: ...
+    def overflow(self) -> Literal["block", "overwrite"]:
+        """"block" or "overwrite"."""
     @property
     def publish_timeout(self) -> float:
         """Seconds a blocking publish waits for room."""
@@ -343,7 +346,8 @@ class Subscriber:
     async def next_batch(self, max_messages: int = 1024) -> Batch:
         """The next batch with messages (or with a gap to report), waiting for it without
         blocking the event loop. Raises Closed when the topic is closed and fully read, or the
-        subscriber is closed; Error for a member of a WakeGroup (serve the group)."""
+        subscriber is closed; Error for a member of a WakeGroup (serve the group). Like poll(),
+        it releases the outstanding batch first, under the zero-copy rule."""
 
 class WakeGroup:
     """Subscribers served by one thread (or one event loop) share one eventfd: the notifier
@@ -405,15 +409,17 @@ class WakeGroup:
     def __exit__(self, *args: object) -> None: ...
     def __aiter__(self) -> AsyncIterator[list[int]]:
         """``async for ids in group``: the sorted ids of members with news, waiting through
-        loop.add_reader(fileno()) without blocking the loop. Ends when the group is closed.
-        Defined in pushpoll._aio."""
+        loop.add_reader(fileno()) without blocking the loop. Ends when the group is closed, or
+        when every member's topic is closed and every member fully read. Defined in
+        pushpoll._aio."""
     async def next_ready(self) -> list[int]:
         """The sorted ids of the members with news, waiting for them without blocking the event
-        loop. Raises Closed when the group is closed."""
+        loop. Raises Closed when the group is closed, or when every member's topic is closed and
+        every member fully read."""
 
 class Message:
-    """One message of a batch, read in place. seq, tag and aborted stay readable after the
-    batch is released; data does not."""
+    """One message of a batch, read in place: seq, tag, aborted, data. seq, tag and aborted
+    stay readable after the batch is released; data does not."""
 
     @property
     def seq(self) -> int:
@@ -468,8 +474,7 @@ class Batch:
     """
 
     def __len__(self) -> int: ...
-    def __iter__(self) -> Iterator[Message]:
-        """The messages; raises ValueError if the batch is released meanwhile."""
+    def __iter__(self) -> Iterator[Message]: ...
     def __enter__(self) -> Batch: ...
     def __exit__(self, *args: object) -> None:
         """Releases the batch (see release())."""
@@ -482,7 +487,8 @@ class Batch:
         batch stays held, while buffers derived from them are alive. Idempotent.
         """
     def as_arrays(self) -> BatchArrays:
-        """The whole batch at once, for numeric consumers.
+        """The whole batch at once, for numeric consumers: a BatchArrays (data, offsets,
+        lengths, seqs, tags).
 
         data is one read-only memoryview INTO the ring (no copy) covering every payload of the
         batch; message i is data[offsets[i] : offsets[i] + lengths[i]]. When the batch wraps

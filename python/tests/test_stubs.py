@@ -1,6 +1,8 @@
 """The hand-written stubs (_core.pyi) match the compiled module."""
 
 import ast
+import re
+import types
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,56 @@ def test_every_public_stub_has_a_docstring():
         if isinstance(node, ast.ClassDef) and not ast.get_docstring(node):
             missing.append(node.name)
     assert missing == []
+
+
+# --- The docstrings: one text, in two places -------------------------------------------------
+# The contract is written once in the C++ headers; the bindings translate it into Python terms, and
+# the stubs repeat the bindings' text so that editors show what help() shows. This test keeps the two
+# Python copies identical (up to line breaks), so a change to one that forgets the other fails here.
+
+SIGNATURE = re.compile(r"^\s*[A-Za-z_]\w*\(.*?\)(?: -> [^\n]*)?\n", re.S)
+
+
+def normalized(doc):
+    if not doc:
+        return ""
+    return " ".join(SIGNATURE.sub("", doc, count=1).split())
+
+
+def stub_docstrings():
+    """(qualified name, stub docstring, runtime object) for everything the stubs document."""
+    for node in stub_tree().body:
+        if isinstance(node, ast.FunctionDef):
+            yield node.name, ast.get_docstring(node), getattr(_core, node.name)
+        if not isinstance(node, ast.ClassDef):
+            continue
+        cls = getattr(_core, node.name)
+        yield node.name, ast.get_docstring(node), cls
+        for i, member in enumerate(node.body):
+            if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if member.name == "__init__":
+                    continue
+                yield f"{node.name}.{member.name}", ast.get_docstring(member), vars(cls).get(member.name)
+            elif isinstance(member, ast.AnnAssign) and isinstance(member.target, ast.Name):
+                after = node.body[i + 1] if i + 1 < len(node.body) else None
+                doc = None
+                if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+                    doc = after.value.value
+                yield f"{node.name}.{member.target.id}", doc, vars(cls).get(member.target.id)
+
+
+@pytest.mark.parametrize("name,stub_doc,obj", list(stub_docstrings()), ids=lambda v: v if isinstance(v, str) else "")
+def test_stub_docstring_is_the_runtime_docstring(name, stub_doc, obj):
+    # Members the class inherits (tuple's fields, Exception's) or that carry no text of their own
+    # (a special method pybind documents by its signature alone) must say nothing in the stub either.
+    assert normalized(stub_doc) == normalized(own_docstring(obj))
+
+
+def own_docstring(obj):
+    """The text obj carries itself: none for a plain value (its type's) or a slot wrapper's."""
+    if obj is None or isinstance(obj, (types.WrapperDescriptorType, types.MethodWrapperType)):
+        return None
+    doc = getattr(obj, "__doc__", None)
+    if not callable(obj) and not isinstance(obj, property) and doc == type(obj).__doc__:
+        return None
+    return doc

@@ -53,7 +53,7 @@ struct WakeStats {
   std::uint64_t wakeups_skipped = 0;    ///< armed subscribers passed over: no matching tag
   std::uint64_t rounds = 0;             ///< notifier rounds (each serves every armed subscriber)
   std::uint64_t notifier_syscalls = 0;  ///< write() or io_uring_enter() calls by the notifier
-  std::uint64_t subscriber_syscalls = 0;  ///< eventfd reads and blocking polls by subscribers
+  std::uint64_t subscriber_syscalls = 0;  ///< eventfd reads, blocking polls and membarriers by subscribers
   std::uint64_t arms = 0;               ///< arm() calls that armed
   /// wait() calls that found messages through the safety-net re-check, not through a push.
   /// Should stay 0: anything else is a wake-up that came late or not at all.
