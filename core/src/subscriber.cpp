@@ -12,9 +12,8 @@ using detail::kSlotAttached;
 using detail::kSlotFree;
 using detail::kSlotReserved;
 
-bool Topic::attach(std::uint32_t slot_index, std::uint64_t seq) noexcept {
+bool Topic::attach(detail::SubscriberSlot& slot, std::uint64_t seq) noexcept {
   auto& s = ring_.state();
-  auto& slot = ring_.slot(slot_index);
   // SYNC(attach): store the cursor and the state, then load `retiring` and the retire point (all
   // seq_cst). A retirer takes `retiring` (seq_cst RMW) before scanning slots: either it sees this
   // slot and keeps its records, or we see its new retire point and start again.
@@ -23,13 +22,15 @@ bool Topic::attach(std::uint32_t slot_index, std::uint64_t seq) noexcept {
                          std::memory_order_relaxed);
   slot.cursor_seq.store(seq, std::memory_order_seq_cst);
   slot.state.store(kSlotAttached, std::memory_order_seq_cst);
-  while (s.retiring.load(std::memory_order_seq_cst) != 0) detail::cpu_relax();
+  // A private slot (a read-only mapping) gates nobody: no retirer to wait for, only the retire
+  // point to check (and a retirer in another process that died mid-walk would never end).
+  if (!read_only_) {
+    while (s.retiring.load(std::memory_order_seq_cst) != 0) detail::cpu_relax();
+  }
   return s.retire_seq.load(std::memory_order_seq_cst) <= seq;
 }
 
-Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
-  check_open();
-  if (tag_mask == 0) throw Error("pushpoll: a tag mask of 0 would never receive anything");
+std::uint32_t Topic::take_slot() {
   auto& s = ring_.state();
   // Find a free slot, starting where the last one was found.
   const std::uint32_t n = options_.max_subscribers;
@@ -57,49 +58,60 @@ Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
   while (high < index + 1 &&
          !s.slot_high.compare_exchange_weak(high, index + 1, std::memory_order_seq_cst)) {
   }
-  {
-    auto& slot = ring_.slot(index);
-    // Relaxed: published to the notifier by the seq_cst RMWs of the first arming.
-    slot.tag_mask.store(tag_mask, std::memory_order_relaxed);
-    slot.fd.store(-1, std::memory_order_relaxed);
-    slot.wake.store(detail::kWakeIdle, std::memory_order_relaxed);
+  return index;
+}
+
+Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
+  check_open();
+  if (tag_mask == 0) throw Error("pushpoll: a tag mask of 0 would never receive anything");
+  auto core = std::make_unique<detail::SubscriberCore>();
+  if (read_only_) {
+    core->private_slot = std::make_unique<detail::SubscriberSlot>();
+    core->slot_ptr = core->private_slot.get();
+    core->read_only = true;
+  } else {
+    core->slot = take_slot();
+    core->slot_ptr = &ring_.slot(core->slot);
   }
+  detail::SubscriberSlot& slot = *core->slot_ptr;
+  // Relaxed: published to the notifier by the seq_cst RMWs of the first arming.
+  slot.tag_mask.store(tag_mask, std::memory_order_relaxed);
+  slot.fd.store(-1, std::memory_order_relaxed);
+  slot.wake.store(detail::kWakeIdle, std::memory_order_relaxed);
   std::uint64_t seq = 0;
   switch (start.kind()) {
     case Start::Kind::oldest:
       do {
         seq = oldest();
-      } while (!attach(index, seq));
+      } while (!attach(slot, seq));
       break;
     case Start::Kind::latest:
       // The frontier is never retired (a retirer stops at the first message not done), so this
       // attaches at once unless the frontier moves on meanwhile.
       do {
         seq = head();
-      } while (!attach(index, seq));
+      } while (!attach(slot, seq));
       break;
     case Start::Kind::at:
       seq = start.seq();
-      if (seq < oldest() || seq > head() || !attach(index, seq)) {
+      if (seq < oldest() || seq > head() || !attach(slot, seq)) {
         const std::uint64_t lo = oldest(), hi = head();
-        // Release: hands the slot back (pairs with the acquire CAS above).
-        ring_.slot(index).state.store(kSlotFree, std::memory_order_release);
+        // Release: hands the slot back (pairs with the acquire CAS in take_slot()).
+        slot.state.store(kSlotFree, std::memory_order_release);
         throw InvalidCursor("pushpoll: cursor " + std::to_string(seq) + " is outside [oldest " +
                             std::to_string(lo) + ", head " + std::to_string(hi) + "] of topic '" +
                             name_ + "'");
       }
       break;
   }
-  auto core = std::make_unique<detail::SubscriberCore>();
   core->topic = this;
   core->keep = shared_from_this();
   core->ring = ring_;
   core->max_message = max_message_;
-  core->slot = index;
   core->tag_mask = tag_mask;
   core->cursor = seq;
   // Relaxed: statistics.
-  s.subscribers.fetch_add(1, std::memory_order_relaxed);
+  if (!read_only_) ring_.state().subscribers.fetch_add(1, std::memory_order_relaxed);
   return Subscriber(std::move(core));
 }
 
@@ -118,14 +130,14 @@ void Subscriber::unsubscribe() noexcept {
   c.release_outstanding();
   if (c.group != nullptr) c.group->remove(*this);
   disarm();
-  auto& s = c.ring.state();
-  auto& slot = c.ring.slot(c.slot);
+  auto& slot = c.own_slot();
   // The notifier may still hold this slot in its armed set: it finds it idle (or free) and drops
   // it. Relaxed: the release store of the state below publishes it.
   slot.fd.store(-1, std::memory_order_relaxed);
   // Release: our reads of the ring happen-before the next owner's acquire CAS of the slot.
   slot.state.store(kSlotFree, std::memory_order_release);
-  s.subscribers.fetch_sub(1, std::memory_order_relaxed);
+  // Relaxed: statistics.
+  if (!c.read_only) c.ring.state().subscribers.fetch_sub(1, std::memory_order_relaxed);
   if (c.own_fd >= 0) {
     // A round that read this fd before the store above may still write it: let it finish before
     // the number can be reused.
@@ -159,13 +171,13 @@ std::uint64_t Subscriber::resync() {
     const std::uint64_t oldest = s.retire_seq.load(std::memory_order_acquire);
     if (oldest <= c.cursor) {
       // Detached, but nothing it needs was retired yet: gate again from where it is.
-      if (t.attach(c.slot, c.cursor)) return 0;
+      if (t.attach(c.own_slot(), c.cursor)) return 0;
       continue;
     }
-    if (!t.attach(c.slot, oldest)) continue;
+    if (!t.attach(c.own_slot(), oldest)) continue;
     const std::uint64_t gap = oldest - c.cursor;
     c.cursor = oldest;
-    s.laps.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+    if (!c.read_only) s.laps.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     return gap;
   }
 }
@@ -181,6 +193,8 @@ bool detail::SubscriberCore::held_back() noexcept {
   }
   if (now - held_since < timeout) return false;
   held_seq = ~std::uint64_t{0};
+  // A read-only mapping cannot expire the claim: the owner's readers and retirer do.
+  if (read_only) return false;
   return topic->expire(cursor);
 }
 

@@ -62,6 +62,8 @@ Topic::Topic(std::string name, const TopicOptions& options,
   // Free a sixteenth of the ring at a time: one retire walk (and gate scan) per that many bytes.
   state->retire_chunk = std::max<std::uint64_t>(options.capacity / 16, 256);
   state->bias_after.store(kFirstBias, std::memory_order_relaxed);
+  state->overwrite = overwrite_ ? 1 : 0;
+  state->single_producer = single_producer_ ? 1 : 0;
   for (std::uint32_t i = 0; i < options.max_subscribers; ++i) {
     new (region_ + state_bytes + i * sizeof(detail::SubscriberSlot)) detail::SubscriberSlot{};
   }
@@ -75,6 +77,61 @@ Topic::Topic(std::string name, const TopicOptions& options,
   ring_ = detail::RingView(region_);
 }
 
+namespace {
+/// The options a mapped region was made with, from its header; throws Error if the header does not
+/// describe a region of `bytes` bytes (a view must never read outside its mapping).
+TopicOptions mapped_options(const std::string& name, const std::byte* region, std::size_t bytes) {
+  const auto bad = [&](const char* what) {
+    return Error("pushpoll: the region of topic " + quote(name) + " (" + std::to_string(bytes) +
+                 " bytes) has an invalid header: " + what);
+  };
+  if (bytes < sizeof(detail::RingState)) throw bad("shorter than its header");
+  const auto& h = *reinterpret_cast<const detail::RingState*>(region);
+  const auto pow2 = [](std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; };
+  if (!pow2(h.capacity) || h.mask != h.capacity - 1 || !pow2(h.index_size)) throw bad("sizes");
+  if (h.slots_offset < sizeof(detail::RingState) ||
+      h.index_offset < h.slots_offset + std::uint64_t{h.max_subscribers} * sizeof(detail::SubscriberSlot) ||
+      h.records_offset < h.index_offset + h.index_size * sizeof(detail::IndexEntry) ||
+      h.records_offset > bytes || h.capacity > bytes - h.records_offset) {
+    throw bad("offsets");
+  }
+  if (h.max_message == 0 || h.max_message > h.capacity) throw bad("max_message");
+  TopicOptions o;
+  o.capacity = h.capacity;
+  o.max_message = h.max_message;
+  o.index_size = h.index_size;
+  o.max_subscribers = h.max_subscribers;
+  o.overflow = h.overwrite != 0 ? Overflow::overwrite : Overflow::block;
+  o.single_producer = h.single_producer != 0;
+  return o;
+}
+}  // namespace
+
+std::shared_ptr<Topic> Topic::view(std::string name, std::byte* region, std::size_t bytes,
+                                   std::shared_ptr<MemoryProvider> memory,
+                                   std::shared_ptr<detail::Notifier> notifier) {
+  const TopicOptions options = mapped_options(name, region, bytes);
+  return std::shared_ptr<Topic>(
+      new Topic(ViewTag{}, std::move(name), options, region, bytes, std::move(memory), std::move(notifier)));
+}
+
+Topic::Topic(ViewTag, std::string name, const TopicOptions& options, std::byte* region, std::size_t bytes,
+             std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier)
+    : name_(std::move(name)),
+      options_(options),
+      max_message_(static_cast<std::uint32_t>(options.max_message)),
+      memory_(std::move(memory)),
+      region_bytes_(bytes),
+      region_(region),
+      ring_(region),
+      single_producer_(options.single_producer),
+      overwrite_(options.overflow == Overflow::overwrite),
+      read_only_(true),
+      notifier_(std::move(notifier)),
+      armed_set_(1) {
+  if (!notifier_) throw Error("pushpoll: a topic needs a notifier");
+}
+
 Topic::~Topic() {
   notifier_->topic_gone(*this);
   memory_->deallocate(region_, region_bytes_, kRegionAlign);
@@ -83,6 +140,7 @@ Topic::~Topic() {
 void Topic::close() noexcept {
   // seq_cst: a subscriber arming checks `closed` after its seq_cst arming (SYNC(arm)), so that
   // either it sees the close or topic_closed() below sees it armed.
+  if (read_only_) return;  // another process's topic: only its owner closes it
   if (ring_.state().closed.exchange(1, std::memory_order_seq_cst) != 0) return;
   notifier_->topic_closed(*this);
 }
@@ -93,6 +151,11 @@ void Topic::quiesce_notifier() noexcept {
 
 void Topic::check_open() const {
   if (closed()) throw Closed("pushpoll: topic " + quote(name_) + " is closed");
+}
+
+void Topic::throw_read_only() const {
+  throw Refused("pushpoll: topic " + quote(name_) +
+                " belongs to another process and is mapped read-only here: publishing and claiming are refused");
 }
 
 void Topic::check_size(std::size_t size) const {
@@ -131,7 +194,7 @@ std::uint64_t Topic::head() const noexcept {
   // acquires each mark it passes (SYNC(commit)).
   std::uint64_t h = std::max(s.visible_hint.load(std::memory_order_acquire), oldest());
   while (ring_.done(h)) ++h;
-  ring_.raise_visible_hint(h);
+  if (!read_only_) ring_.raise_visible_hint(h);
   return h;
 }
 
@@ -284,6 +347,7 @@ std::uint64_t Topic::publish_batch_impl(std::span<const std::span<const std::byt
                                         const std::function<bool()>* interrupted) {
   check_tag(tag);
   check_open();
+  if (read_only_) throw_read_only();
   if (messages.empty()) throw Error("pushpoll: publish_batch needs at least one message");
   for (const auto& m : messages) check_size(m.size());
   // One claim per chunk of at most half the ring and half the index, so that a chunk always fits.
@@ -360,6 +424,7 @@ std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> m
 Claim Topic::claim(std::size_t size) {
   check_size(size);
   check_open();
+  if (read_only_) throw_read_only();
   const std::uint64_t bytes = detail::record_bytes(size);
   detail::Reservation r;
   reserve(1, [this, bytes](std::uint64_t p) noexcept { return ring_.placement(p, bytes) + bytes; }, Wait::yes, r);

@@ -23,7 +23,7 @@ namespace {
 
 void take_notification(detail::SubscriberCore& c) noexcept {
   // Relaxed: only this subscriber moves its slot out of `notified`.
-  c.ring.slot(c.slot).wake.store(kWakeIdle, std::memory_order_relaxed);
+  c.own_slot().wake.store(kWakeIdle, std::memory_order_relaxed);
   // The arming ends here (see the round in io/src/notifier.cpp: it leaves the count to us).
   // Relaxed: `armed` only tells publishers whether to look; a late decrement costs
   // publishers empty rounds, never a wake-up.
@@ -43,7 +43,7 @@ void take_notification(detail::SubscriberCore& c) noexcept {
 }
 
 void disarm(detail::SubscriberCore& c) noexcept {
-  auto& slot = c.ring.slot(c.slot);
+  auto& slot = c.own_slot();
   std::uint32_t w = kWakeArmed;
   // seq_cst CAS against the notifier's armed -> notified CAS: exactly one ends the arming.
   if (slot.wake.compare_exchange_strong(w, kWakeIdle, std::memory_order_seq_cst)) {
@@ -83,16 +83,27 @@ bool has_matching(detail::SubscriberCore& c) {
   if (seq != c.cursor) {
     c.cursor = seq;
     // Release: as in release_outstanding(): our reads happen-before the bytes are reused.
-    c.ring.slot(c.slot).cursor_seq.store(seq, std::memory_order_release);
+    c.own_slot().cursor_seq.store(seq, std::memory_order_release);
   }
   return found;
 }
 
+/// Pushes across processes are not carried yet (docs/DESIGN.md, "Other processes"): a subscriber
+/// of a topic mapped from another process polls.
+void check_wakeable(const detail::SubscriberCore& c) {
+  if (c.read_only) {
+    throw Error("pushpoll: topic '" + c.topic->name() +
+                "' belongs to another process: its subscribers poll; waiting for a push is not carried "
+                "across processes yet");
+  }
+}
+
 int open_fd(detail::SubscriberCore& c) {
+  check_wakeable(c);
   if (c.own_fd < 0) {
     c.own_fd = c.topic->notifier()->open_eventfd();
     // Relaxed: published to the notifier by the seq_cst RMWs of the next arming.
-    if (c.group == nullptr) c.ring.slot(c.slot).fd.store(c.own_fd, std::memory_order_relaxed);
+    if (c.group == nullptr) c.own_slot().fd.store(c.own_fd, std::memory_order_relaxed);
   }
   return c.own_fd;
 }
@@ -105,7 +116,7 @@ ArmStep arm_begin(detail::SubscriberCore& c) {
   Topic& t = *c.topic;
   detail::Notifier* n = t.notifier();
   if (c.group == nullptr && c.own_fd < 0) (void)open_fd(c);
-  auto& slot = c.ring.slot(c.slot);
+  auto& slot = c.own_slot();
   auto& s = c.ring.state();
   // Relaxed: our own slot; only the notifier can move it (armed -> notified), and we re-read it.
   std::uint32_t w = slot.wake.load(std::memory_order_relaxed);
@@ -235,6 +246,7 @@ class Waiting {
 bool Subscriber::wait(std::chrono::nanoseconds timeout) {
   auto& c = *core_;
   Topic& t = *c.topic;
+  check_wakeable(c);
   const Waiting waiting(c);
   if (c.group != nullptr) {
     throw Error("pushpoll: a wake-group member is woken through WakeGroup::wait(), not wait()");
@@ -272,7 +284,7 @@ bool Subscriber::wait(std::chrono::nanoseconds timeout) {
     const bool readable = n->block(c.own_fd, netted ? net : left);
     n->count_subscriber_syscall();
     waiting.check(t);
-    auto& slot = c.ring.slot(c.slot);
+    auto& slot = c.own_slot();
     // Acquire: pairs with the notifier's seq_cst CAS armed -> notified.
     if (slot.wake.load(std::memory_order_acquire) == kWakeNotified) {
       take_notification();
@@ -321,7 +333,7 @@ void leave_group(detail::SubscriberCore& c) noexcept {
   disarm(c);  // a pending notification went to the group's fd: take it while still a member
   c.group = nullptr;
   // Relaxed: published by the seq_cst RMWs of the subscriber's next arming (as in open_fd()).
-  c.ring.slot(c.slot).fd.store(c.own_fd, std::memory_order_relaxed);
+  c.own_slot().fd.store(c.own_fd, std::memory_order_relaxed);
   // A round on the member's topic may still hold the group's fd: let it finish before anyone
   // closes that fd.
   c.topic->quiesce_notifier();
@@ -338,6 +350,7 @@ WakeGroup::~WakeGroup() {
 std::uint32_t WakeGroup::add(Subscriber& subscriber) {
   auto& c = *subscriber.core_;
   if (c.group != nullptr) throw Error("pushpoll: the subscriber is already in a wake group");
+  check_wakeable(c);
   pushpoll::disarm(c);
   std::uint32_t id;
   if (!free_.empty()) {
@@ -351,7 +364,7 @@ std::uint32_t WakeGroup::add(Subscriber& subscriber) {
   c.group = this;
   c.group_id = id;
   // Relaxed: published by the seq_cst RMWs of the member's next arming.
-  c.ring.slot(c.slot).fd.store(fd_, std::memory_order_relaxed);
+  c.own_slot().fd.store(fd_, std::memory_order_relaxed);
   return id;
 }
 
@@ -370,7 +383,7 @@ std::span<const std::uint32_t> WakeGroup::ready() {
   for (std::uint32_t id = 0; id < members_.size(); ++id) {
     detail::SubscriberCore* c = members_[id];
     // Acquire: pairs with the notifier's CAS; the member's next poll sees what woke it.
-    if (c != nullptr && c->ring.slot(c->slot).wake.load(std::memory_order_acquire) == kWakeNotified) {
+    if (c != nullptr && c->own_slot().wake.load(std::memory_order_acquire) == kWakeNotified) {
       ready_.push_back(id);
     }
   }
@@ -392,7 +405,7 @@ std::span<const std::uint32_t> WakeGroup::wait(std::chrono::nanoseconds timeout)
       ++live;
       // Relaxed: our own slot; only we move it out of `notified` (take_notification()), and a
       // notification seen late is taken by the next look.
-      if (c->ring.slot(c->slot).wake.load(std::memory_order_relaxed) == kWakeNotified) {
+      if (c->own_slot().wake.load(std::memory_order_relaxed) == kWakeNotified) {
         take_notification(*c);
       }
       if (has_matching(*c)) {

@@ -21,30 +21,8 @@ namespace {
 class Fork : public WakeTest {};
 INSTANTIATE_TEST_SUITE_P(Backends, Fork, ::testing::ValuesIn(all_configs()), ConfigName{});
 
-/// Runs `body` in a forked child; returns its exit status (-1: killed, or no exit within 20 s).
-int in_child(const std::function<int()>& body) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int code = 99;
-    try {
-      code = body();
-    } catch (...) {
-      code = 98;
-    }
-    std::fflush(nullptr);
-    ::_exit(code);
-  }
-  if (pid < 0) return -1;
-  for (int waited_ms = 0; waited_ms < 20000; waited_ms += 5) {
-    int status = 0;
-    const pid_t done = ::waitpid(pid, &status, WNOHANG);
-    if (done == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::this_thread::sleep_for(5ms);
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-  return -1;
-}
+/// Runs `body` in a forked child; returns its exit code (-1: killed, or no exit within 20 s).
+int in_child(const std::function<int()>& body) { return run_child(body).code; }
 
 /// A thread of `sub`'s owner waits for one message while `publish` publishes it after 20 ms:
 /// returns how long the wait took (with a failure if the message did not arrive).

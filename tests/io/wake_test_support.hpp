@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -14,12 +15,14 @@
 #include <pushpoll/pushpoll.hpp>
 
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <ostream>
@@ -279,6 +282,43 @@ bool eventually(F&& done, std::chrono::milliseconds timeout = 5000ms) {
 /// Pins the calling thread to the `index`-th CPU it may run on (modulo their number) for its
 /// lifetime, then restores its affinity. Races between two threads need them on two CPUs at once:
 /// left alone, a loaded scheduler may run both on one CPU, one after the other. No-op with one CPU.
+/// How a child process ended: its exit code, or the signal that killed it (-1 when it had not
+/// ended by the deadline and was killed).
+struct ChildEnd {
+  int code = -1;
+  int signal = 0;
+  [[nodiscard]] bool exited(int expected) const noexcept { return signal == 0 && code == expected; }
+};
+
+/// Runs `body` in a forked child and waits for it: its return value is the exit code (98 for an
+/// exception, 99 if it never returned). No GoogleTest assertion runs in the child. A child still
+/// running after `timeout` is killed, and reported with code -1.
+inline ChildEnd run_child(const std::function<int()>& body, std::chrono::milliseconds timeout = 20s) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    int code = 99;
+    try {
+      code = body();
+    } catch (...) {
+      code = 98;
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  if (pid < 0) return {};
+  for (auto waited = 0ms; waited < timeout; waited += 5ms) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      if (WIFSIGNALED(status)) return {-1, WTERMSIG(status)};
+      return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0};
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  return {};
+}
+
 class PinToCpu {
  public:
   explicit PinToCpu(unsigned index) {

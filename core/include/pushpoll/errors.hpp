@@ -50,6 +50,13 @@ class Interrupted : public Error {
   using Error::Error;
 };
 
+/// Not allowed: a process connecting to a hub whose server does not admit its user or group, or
+/// publishing without the right to (including on a topic of another process mapped read-only).
+class Refused : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A claim committed after `claim_timeout`, when it had already been turned into an aborted
 /// message so that readers and the ring could move on. Nothing it wrote is published.
 class ClaimExpired : public Error {

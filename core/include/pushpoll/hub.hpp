@@ -74,6 +74,8 @@ class Hub {
   [[nodiscard]] Backend backend() const noexcept;
   /// What the wake-up machinery has done (all topics).
   [[nodiscard]] WakeStats wake_stats() const noexcept;
+  /// Where the topics' regions live (HubOptions::memory, or the heap).
+  [[nodiscard]] const std::shared_ptr<MemoryProvider>& memory() const noexcept { return options_.memory; }
   /// Internal: the notifier, for WakeGroup.
   [[nodiscard]] const std::shared_ptr<detail::Notifier>& notifier() const noexcept { return notifier_; }
 

@@ -110,7 +110,7 @@ inline Batch Subscriber::poll(std::size_t max_messages) {
   auto& c = *core_;
   c.release_outstanding();
   // Relaxed: our own slot; a notification seen late is drained by the next poll or arm.
-  if (c.ring.slot(c.slot).wake.load(std::memory_order_relaxed) == detail::kWakeNotified) take_notification();
+  if (c.own_slot().wake.load(std::memory_order_relaxed) == detail::kWakeNotified) take_notification();
   Batch b;
   b.ring_ = c.ring;
   b.tag_mask_ = c.tag_mask;
@@ -126,7 +126,7 @@ inline Batch Subscriber::poll(std::size_t max_messages) {
       if (known > from) records = known - from < max_messages ? known - from : max_messages;
       const std::uint64_t scanned_from = records;
       while (records < max_messages && c.ring.done(from + records)) ++records;
-      if (records != scanned_from) c.ring.raise_visible_hint(from + records);
+      if (records != scanned_from && !c.read_only) c.ring.raise_visible_hint(from + records);
       matched = records;
     } else {
       detail::MessageWalk walk(c.ring, from, c.max_message);

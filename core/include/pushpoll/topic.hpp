@@ -152,6 +152,18 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// Internal: turns the uncommitted claim of `seq` into an aborted message (claim expiry), unless
   /// it was committed first. True if it did. [any thread]
   bool expire(std::uint64_t seq) noexcept;
+  /// Internal, for io's Remote: a topic of another process, over its region mapped read-only
+  /// (`bytes` long; `memory` unmaps it when the topic goes). It can be subscribed to and polled;
+  /// publishing, claiming and waiting throw Refused, close() does nothing. Throws Error if the
+  /// region's header does not describe a region of `bytes` bytes.
+  static std::shared_ptr<Topic> view(std::string name, std::byte* region, std::size_t bytes,
+                                     std::shared_ptr<MemoryProvider> memory,
+                                     std::shared_ptr<detail::Notifier> notifier);
+  /// Internal: this topic is another process's, mapped read-only (view()).
+  [[nodiscard]] bool read_only() const noexcept { return read_only_; }
+  /// Internal, for io's Server: the region and its size.
+  [[nodiscard]] std::byte* region() const noexcept { return region_; }
+  [[nodiscard]] std::size_t region_bytes() const noexcept { return region_bytes_; }
   /// Internal: some claim was taken and not yet ended (committed, aborted or dropped), including
   /// one that expired but whose Claim object has not found out yet. The topic's memory must stay.
   [[nodiscard]] bool claims_open() const noexcept;
@@ -163,6 +175,9 @@ class Topic : public std::enable_shared_from_this<Topic> {
   friend class WakeGroup;
 
   Topic(std::string name, const TopicOptions& options,
+        std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier);
+  struct ViewTag {};
+  Topic(ViewTag, std::string name, const TopicOptions& options, std::byte* region, std::size_t bytes,
         std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier);
 
   enum class Wait : std::uint8_t { no, yes };
@@ -225,7 +240,9 @@ class Topic : public std::enable_shared_from_this<Topic> {
                               const std::function<bool()>* interrupted);
   /// Attaches slot `slot` at cursor `seq`, safely against a concurrent retire. Returns false if
   /// `seq` was retired first (the caller picks another start).
-  bool attach(std::uint32_t slot, std::uint64_t seq) noexcept;
+  bool attach(detail::SubscriberSlot& slot, std::uint64_t seq) noexcept;
+  /// Takes a free slot of the table for a new subscriber (subscribe()); throws Error when full.
+  std::uint32_t take_slot();
   /// Whether an index entry still holds the mark of the previous lap's message, so that `seq`
   /// may be committed (or expired) into it.
   [[nodiscard]] bool stale_for(std::uint64_t word, std::uint64_t seq) const noexcept {
@@ -235,6 +252,7 @@ class Topic : public std::enable_shared_from_this<Topic> {
   void check_size(std::size_t size) const;
   static void check_tag(unsigned tag);
   [[noreturn]] void throw_full(std::uint64_t published) const;
+  [[noreturn]] void throw_read_only() const;
 
   std::string name_;
   TopicOptions options_;
@@ -245,6 +263,7 @@ class Topic : public std::enable_shared_from_this<Topic> {
   detail::RingView ring_;
   bool single_producer_;
   bool overwrite_;
+  bool read_only_ = false;  // another process's region, mapped read-only (view())
   std::shared_ptr<detail::Notifier> notifier_;
   bool asymmetric_ = false;   // publishers may use the light barrier (the notifier's is heavy)
   bool restartable_ = false;  // producers may write contested words in restartable sequences
@@ -388,6 +407,7 @@ inline bool Topic::publish_one(std::span<const std::byte> data, unsigned tag, Wa
   if (data.size() > max_message_) check_size(data.size());
   if (tag > kMaxTag) check_tag(tag);
   if (closed()) check_open();
+  if (read_only_) [[unlikely]] throw_read_only();
   const std::uint64_t bytes = detail::record_bytes(data.size());
   for (;;) {
     detail::Reservation r;

@@ -24,7 +24,12 @@ struct alignas(kCacheLine) SubscriberCore {
   std::shared_ptr<Topic> keep;  // the topic (and its region) outlive the hub while subscribed
   RingView ring;
   std::uint32_t max_message = 0;
-  std::uint32_t slot = 0;
+  std::uint32_t slot = 0;       // its index in the topic's slot table (the armed set names it)
+  // Where its slot lives: the topic's table, or `private_slot` for a subscriber of a topic mapped
+  // read-only from another process (nobody gates on it there; docs/DESIGN.md, "Other processes").
+  SubscriberSlot* slot_ptr = nullptr;
+  std::unique_ptr<SubscriberSlot> private_slot;
+  bool read_only = false;       // the region is mapped read-only: write nothing shared
   std::uint64_t tag_mask = kAllTags;
   std::uint64_t cursor = 0;  // the next seq to read
   // The outstanding batch, if any: [out_begin, out_end).
@@ -53,6 +58,8 @@ struct alignas(kCacheLine) SubscriberCore {
   std::atomic<std::uint32_t> waiters{0};
   std::atomic<std::uint32_t> leaving{0};
 
+  [[nodiscard]] SubscriberSlot& own_slot() const noexcept { return *slot_ptr; }
+
   /// Validates and releases the outstanding batch; returns whether it stayed intact.
   bool release_outstanding() noexcept {
     if (!outstanding) return true;
@@ -63,7 +70,7 @@ struct alignas(kCacheLine) SubscriberCore {
     cursor = out_end;
     // Release: our reads of the batch happen-before the retirer's acquire of the cursor, and so
     // before any writer reuses these bytes and entries (Overflow::block).
-    ring.slot(slot).cursor_seq.store(out_end, std::memory_order_release);
+    own_slot().cursor_seq.store(out_end, std::memory_order_release);
     released_generation = generation;
     released_intact = intact;
     return intact;
@@ -72,7 +79,7 @@ struct alignas(kCacheLine) SubscriberCore {
   /// it): the next poll resyncs and reports the gap. Relaxed state load: a detach seen late is
   /// seen by the next look; acquire on the retire point: pairs with SYNC(retire).
   [[nodiscard]] bool gapped() const noexcept {
-    return ring.slot(slot).state.load(std::memory_order_relaxed) == kSlotDetached ||
+    return own_slot().state.load(std::memory_order_relaxed) == kSlotDetached ||
            ring.state().retire_seq.load(std::memory_order_acquire) > cursor;
   }
   /// The message at the cursor is not done but the next one is: an uncommitted claim holds this

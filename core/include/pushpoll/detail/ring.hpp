@@ -280,6 +280,10 @@ struct RingState {
   std::atomic<std::uint64_t> expiries_noticed{0};
   std::atomic<std::uint64_t> revocations{0};
   std::atomic<std::uint32_t> subscribers{0};
+
+  // ---- immutable after construction, for a process that maps the region (Topic::view()) ----
+  std::uint32_t overwrite = 0;        // Overflow::overwrite
+  std::uint32_t single_producer = 0;  // TopicOptions::single_producer
 };
 static_assert(alignof(RingState) == kCacheLine);
 static_assert(offsetof(RingState, claim) % kCacheLine == 0, "claimers' line holds nothing readers poll");

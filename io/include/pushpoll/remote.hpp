@@ -1,0 +1,108 @@
+// pushpoll/remote.hpp — other processes read a hub's topics in place, through a read-only mapping.
+//
+//   // the owning process: topics in shared memory, served on an AF_UNIX socket
+//   pushpoll::HubOptions ho;
+//   ho.memory = std::make_shared<pushpoll::io::SharedMemory>();
+//   pushpoll::Hub hub(ho);
+//   pushpoll::ServeOptions so;
+//   so.subscriber_uids = {1001};                  // besides the hub's own uid, always admitted
+//   pushpoll::Server server = pushpoll::serve(hub, "/run/market/hub.sock", so);
+//
+//   // another process
+//   pushpoll::Remote remote = pushpoll::connect("/run/market/hub.sock");  // Refused if not admitted
+//   pushpoll::Topic& t = remote.topic("trades");  // Error naming it if the hub has none
+//   pushpoll::Subscriber sub = t.subscribe(pushpoll::Start::oldest);
+//   for (const pushpoll::Message& m : sub.poll()) use(m.data);            // zero-copy, read-only
+//
+// Admission is the kernel's word: the server reads the peer's credentials (SO_PEERCRED) on each
+// connection and admits the hub's own uid and the allow-listed users and primary groups; a refused
+// peer gets the reason and no descriptor. An admitted one receives each topic's region as a sealed
+// memfd, which it can map read-only and never writable: a store through a message's data kills it
+// with SIGSEGV. No file is named but the socket, which the server removes when destroyed; a socket
+// left by a crashed owner is taken over when nobody answers on it.
+//
+// What this step carries (docs/DESIGN.md, "Other processes"): remote subscribers poll, from any
+// start, with tag masks, and learn exact gaps when the ring overtakes them; they do not gate the
+// writers, and they are not pushed (arm()/wait()/fd() throw Error): poll. Publishing from another
+// process throws Refused.
+//
+// Thread-safety: a Server is used by its owner; it serves from a thread of its own. A Remote and
+// its topics: topic() [any thread]; the topics as Topic says.
+#pragma once
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pushpoll/hub.hpp"
+#include "pushpoll/topic.hpp"
+
+namespace pushpoll {
+
+/// Who a Server admits, besides processes running as the hub's own effective uid (always).
+struct ServeOptions {
+  std::vector<uid_t> subscriber_uids;  ///< users that may connect and read
+  std::vector<gid_t> subscriber_gids;  ///< ... or by primary group
+  std::vector<uid_t> publisher_uids;   ///< users that may also publish (not carried yet: Refused)
+  std::vector<gid_t> publisher_gids;
+};
+
+/// Serves a hub's topics (present and future) to other processes on an AF_UNIX socket, from a
+/// thread of its own, until destroyed; then it removes the socket file. Move-only.
+class Server {
+ public:
+  Server() = default;
+  Server(Server&&) noexcept;
+  Server& operator=(Server&&) noexcept;
+  ~Server();
+  /// The socket's path.
+  [[nodiscard]] const std::string& path() const noexcept;
+  /// Peers admitted and refused so far, and connections open now.
+  [[nodiscard]] std::uint64_t admitted() const noexcept;
+  [[nodiscard]] std::uint64_t refused() const noexcept;
+  /// Stops serving and removes the socket file. Idempotent; the destructor does it too.
+  void close() noexcept;
+
+  struct State;  // internal
+
+ private:
+  friend Server serve(Hub&, std::string, ServeOptions);
+  explicit Server(std::unique_ptr<State> state) noexcept;
+  std::unique_ptr<State> state_;
+};
+
+/// Starts serving `hub` at `path` (at most 107 bytes). The hub must keep its topics in shared memory
+/// (HubOptions::memory = io::SharedMemory) and outlive the server. A socket file left at `path` by a
+/// process that no longer answers is replaced; Error if a process still serves there, if `path` is
+/// something else, or if the socket cannot be made.
+[[nodiscard]] Server serve(Hub& hub, std::string path, ServeOptions options = {});
+
+/// A connection to another process's hub. Move-only; its topics stay readable (their mappings
+/// alive) while a Subscriber of them lives, also after the Remote is gone.
+class Remote {
+ public:
+  Remote() = default;
+  Remote(Remote&&) noexcept;
+  Remote& operator=(Remote&&) noexcept;
+  ~Remote();
+  /// The hub's topic `name`, mapped read-only (once; later calls return the same Topic). Throws
+  /// Error naming it if the hub has none, Closed if the connection is gone. [any thread]
+  Topic& topic(std::string_view name);
+  /// Whether the server's process still answers (its socket is open). A hint.
+  [[nodiscard]] bool connected() const noexcept;
+
+  struct State;  // internal
+
+ private:
+  friend Remote connect(std::string);
+  explicit Remote(std::unique_ptr<State> state) noexcept;
+  std::unique_ptr<State> state_;
+};
+
+/// Connects to a hub served at `path`. Throws Refused when the server does not admit this process's
+/// user, Error when nothing serves there.
+[[nodiscard]] Remote connect(std::string path);
+
+}  // namespace pushpoll

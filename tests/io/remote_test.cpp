@@ -1,0 +1,453 @@
+// Other processes read a hub's topics through a read-only mapping (pushpoll/remote.hpp). Real
+// processes: the hub lives in the test process, readers in forked children that report through
+// their exit codes; the other-user cases run setuid children (skipped unless run as root).
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <pushpoll/io/shared_memory.hpp>
+#include <pushpoll/remote.hpp>
+
+#include <cerrno>
+#include <filesystem>
+#include <set>
+
+#include "wake_test_support.hpp"
+
+namespace pushpoll::test {
+namespace {
+
+constexpr uid_t kNobody = 65534;
+
+/// The names in a directory that contain `part`.
+std::set<std::string> listing(const std::string& dir, std::string_view part = "") {
+  std::set<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.find(part) != std::string::npos) out.insert(name);
+  }
+  return out;
+}
+
+/// Whether `fd` is a topic region's memfd.
+bool region_descriptor(int fd) {
+  std::error_code ec;
+  const auto target = std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(fd), ec).string();
+  return !ec && target.find("pushpoll-topic") != std::string::npos;
+}
+
+/// A pipe a child waits on until the parent says go (one byte), so that both sides order their steps.
+class Gate {
+ public:
+  Gate() {
+    if (::pipe2(fds_, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+  }
+  ~Gate() {
+    ::close(fds_[0]);
+    ::close(fds_[1]);
+  }
+  void open() const {
+    const char c = 1;
+    (void)!::write(fds_[1], &c, 1);
+  }
+  /// In the child: blocks until opened.
+  void pass() const {
+    char c = 0;
+    (void)!::read(fds_[0], &c, 1);
+  }
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+class CrossProcess : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/pushpoll-remote-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    // Other users must reach the socket inside; SO_PEERCRED decides who is admitted.
+    ::chmod(dir_.c_str(), 0755);
+    path_ = dir_ + "/hub.sock";
+    HubOptions ho;
+    ho.memory = memory_;
+    hub_.emplace(ho);
+  }
+  void TearDown() override {
+    hub_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  Topic& topic(const TopicOptions& o = {}) { return hub_->topic("trades", o); }
+
+  std::shared_ptr<io::SharedMemory> memory_ = std::make_shared<io::SharedMemory>();
+  std::optional<Hub> hub_;
+  std::string dir_, path_;
+};
+
+/// In a child: reads `count` messages of topic "trades" at `path` from the oldest, each carrying its
+/// own seq as payload; exit code 0 if all came once, in order, intact, and read in place.
+int read_all(const std::string& path, std::uint64_t count) {
+  pushpoll::Remote remote = pushpoll::connect(path);
+  Topic& t = remote.topic("trades");
+  Subscriber sub = t.subscribe(Start::oldest);
+  std::uint64_t next = 0;
+  for (int spins = 0; next < count && spins < 20'000'000; ++spins) {
+    Batch b = sub.poll(256);
+    if (b.gap() != 0) return 10;
+    for (const Message& m : b) {
+      if (m.seq != next || m.data.size() != sizeof(std::uint64_t) || word_of(m) != next) return 11;
+      if (!inside_ring(t, m.data)) return 12;  // a copy, not the mapping
+      ++next;
+    }
+    if (!b.release()) return 13;
+  }
+  return next == count ? 0 : 14;
+}
+
+TEST_F(CrossProcess, AnotherProcessReadsEveryMessageInPlaceWhilePublished) {
+  Topic& t = topic();
+  Server server = serve(*hub_, path_);
+  for (std::uint64_t i = 0; i < 500; ++i) t.publish(bytes_of(i));
+  Gate go;
+  std::thread publisher([&] {
+    go.open();
+    for (std::uint64_t i = 500; i < 5000; ++i) t.publish(bytes_of(i));
+  });
+  const ChildEnd end = run_child([&] {
+    go.pass();
+    return read_all(path_, 5000);
+  });
+  publisher.join();
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+  EXPECT_EQ(server.admitted(), 1u);
+}
+
+TEST_F(CrossProcess, AStoreThroughAMessageKillsTheReaderWithSigsegv) {
+  Topic& t = topic();
+  Server server = serve(*hub_, path_);
+  t.publish(bytes_of(std::uint64_t{7}));
+  const ChildEnd end = run_child([&] {
+    pushpoll::Remote remote = pushpoll::connect(path_);
+    Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
+    Batch b = sub.poll();
+    for (const Message& m : b) *const_cast<std::byte*>(m.data.data()) = std::byte{0};
+    return 0;  // the store went through: a writable mapping
+  });
+  EXPECT_EQ(end.signal, SIGSEGV) << "code " << end.code;
+  // And the owner's bytes are untouched.
+  Subscriber sub = t.subscribe(Start::oldest);
+  Batch b = sub.poll();
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(word_of(*b.begin()), 7u);
+}
+
+TEST_F(CrossProcess, TheMappingCannotBeMadeWritable) {
+  Topic& t = topic();
+  Server server = serve(*hub_, path_);
+  t.publish(bytes_of(std::uint64_t{7}));
+  const ChildEnd end = run_child([&] {
+    // This child is a fork of the owner and inherited its regions' descriptors: a reader elsewhere
+    // has none. Drop them, then see that connecting leaves none either.
+    for (int fd = 3; fd < 1024; ++fd) {
+      if (region_descriptor(fd)) ::close(fd);
+    }
+    pushpoll::Remote remote = pushpoll::connect(path_);
+    Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
+    Batch b = sub.poll();
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    void* at = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(b.begin().operator*().data.data()) & ~(page - 1));
+    if (::mprotect(at, page, PROT_READ | PROT_WRITE) == 0) return 20;
+    // No descriptor of the region is left open in this process to map again.
+    for (int fd = 3; fd < 1024; ++fd) {
+      if (region_descriptor(fd)) return 21;
+    }
+    return 0;
+  });
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+}
+
+TEST_F(CrossProcess, TheRegionsDescriptorRefusesWritableMappingsAndWrites) {
+  Topic& t = topic();
+  const int fd = memory_->descriptor(t.region());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), MAP_FAILED);
+  EXPECT_EQ(errno, EPERM);
+  const char c = 1;
+  EXPECT_EQ(::pwrite(fd, &c, 1, 0), -1);
+  EXPECT_EQ(::ftruncate(fd, 0), -1);
+  void* ro = ::mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(ro, MAP_FAILED);
+  EXPECT_NE(::mprotect(ro, 4096, PROT_READ | PROT_WRITE), 0);
+  ::munmap(ro, 4096);
+  // The owner's own mapping stays writable: it publishes.
+  t.publish(bytes_of(std::uint64_t{1}));
+  EXPECT_EQ(t.head(), 1u);
+}
+
+TEST_F(CrossProcess, AUserNotAllowListedIsRefusedAndAnAllowListedOneAdmitted) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a child as another user";
+  Topic& t = topic();
+  t.publish(bytes_of(std::uint64_t{0}));
+  {
+    // The socket's mode lets everyone connect (someone is allow-listed); the credentials refuse.
+    ServeOptions others;
+    others.subscriber_uids = {4242};
+    Server server = serve(*hub_, path_, others);
+    const ChildEnd end = run_child([&] {
+      if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 30;
+      try {
+        (void)pushpoll::connect(path_);
+      } catch (const Refused& e) {
+        return std::string(e.what()).find("65534") != std::string::npos ? 0 : 31;
+      }
+      return 32;
+    });
+    EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+    EXPECT_EQ(server.refused(), 1u);
+    EXPECT_EQ(server.admitted(), 0u);
+  }
+  {
+    // Nobody else allow-listed: the socket's mode keeps others out, which is a refusal too.
+    Server server = serve(*hub_, path_);
+    const ChildEnd end = run_child([&] {
+      if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 30;
+      try {
+        (void)pushpoll::connect(path_);
+      } catch (const Refused&) {
+        return 0;
+      }
+      return 33;
+    });
+    EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+  }
+  ServeOptions so;
+  so.subscriber_uids = {kNobody};
+  Server server = serve(*hub_, path_, so);
+  struct stat st{};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0666u) << "allow-listed users must be able to connect";
+  const ChildEnd end = run_child([&] {
+    if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) return 30;
+    return read_all(path_, 1);
+  });
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+}
+
+TEST_F(CrossProcess, AGroupOnTheAllowListIsAdmitted) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a child as another user";
+  topic().publish(bytes_of(std::uint64_t{0}));
+  ServeOptions so;
+  so.subscriber_gids = {4242};
+  Server server = serve(*hub_, path_, so);
+  const ChildEnd end = run_child([&] {
+    if (::setgid(4242) != 0 || ::setuid(kNobody) != 0) return 30;
+    return read_all(path_, 1);
+  });
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+}
+
+TEST_F(CrossProcess, PublishingThroughAMappedTopicIsRefused) {
+  topic().publish(bytes_of(std::uint64_t{0}));
+  Server server = serve(*hub_, path_);
+  const ChildEnd end = run_child([&] {
+    pushpoll::Remote remote = pushpoll::connect(path_);
+    Topic& t = remote.topic("trades");
+    int refused = 0;
+    try {
+      t.publish(bytes_of(std::uint64_t{1}));
+    } catch (const Refused&) {
+      ++refused;
+    }
+    try {
+      (void)t.claim(8);
+    } catch (const Refused&) {
+      ++refused;
+    }
+    try {
+      const std::span<const std::byte> one[] = {bytes_of(std::uint64_t{1})};
+      t.publish_batch(one);
+    } catch (const Refused&) {
+      ++refused;
+    }
+    t.close();  // only the owner closes its topics
+    if (t.closed()) return 41;
+    Subscriber sub = t.subscribe(Start::oldest);
+    try {
+      (void)sub.arm();
+      return 42;
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("another process") == std::string::npos) return 43;
+    }
+    return refused == 3 ? 0 : 40;
+  });
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+  EXPECT_EQ(hub_->find("trades")->head(), 1u);
+  EXPECT_FALSE(hub_->find("trades")->closed());
+}
+
+TEST_F(CrossProcess, ANameTheHubDoesNotHaveIsAnError) {
+  topic();
+  Server server = serve(*hub_, path_);
+  pushpoll::Remote remote = pushpoll::connect(path_);
+  try {
+    (void)remote.topic("quotes");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'quotes'"), std::string::npos) << e.what();
+  }
+  // A topic created after the server started is served too, and the same name maps once.
+  hub_->topic("quotes").publish(bytes_of(std::uint64_t{0}));
+  Topic& q = remote.topic("quotes");
+  EXPECT_EQ(&q, &remote.topic("quotes"));
+  EXPECT_EQ(q.head(), 1u);
+  EXPECT_TRUE(q.read_only());
+}
+
+TEST_F(CrossProcess, AHubOnTheHeapCannotBeServed) {
+  Hub heap;
+  try {
+    Server s = serve(heap, path_);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("SharedMemory"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(path_));
+}
+
+TEST_F(CrossProcess, NothingServesThereIsAnError) {
+  EXPECT_THROW((void)pushpoll::connect(path_), Error);
+  EXPECT_THROW((void)pushpoll::connect(dir_ + "/" + std::string(200, 'x')), Error);
+}
+
+TEST_F(CrossProcess, TheSocketIsRemovedTakenOverWhenStaleAndNeverStolen) {
+  {
+    Server server = serve(*hub_, path_);
+    EXPECT_TRUE(std::filesystem::exists(path_));
+    // A second server on a live socket is refused, and leaves the first one serving.
+    EXPECT_THROW((void)serve(*hub_, path_), Error);
+    EXPECT_NO_THROW((void)pushpoll::connect(path_));
+  }
+  EXPECT_FALSE(std::filesystem::exists(path_)) << "the server left its socket behind";
+
+  // An owner killed while serving leaves its socket file; the next serve() takes it over.
+  Gate serving;
+  const pid_t owner = ::fork();
+  if (owner == 0) {
+    HubOptions ho;
+    ho.memory = std::make_shared<io::SharedMemory>();
+    Hub hub(ho);
+    Server s = serve(hub, path_);
+    serving.open();
+    for (;;) ::pause();
+  }
+  serving.pass();
+  ::kill(owner, SIGKILL);
+  ::waitpid(owner, nullptr, 0);
+  ASSERT_TRUE(std::filesystem::exists(path_));
+  Server server = serve(*hub_, path_);
+  EXPECT_NO_THROW((void)pushpoll::connect(path_));
+
+  // Something that is not a socket is never removed.
+  const std::string file = dir_ + "/file";
+  std::fclose(std::fopen(file.c_str(), "w"));
+  EXPECT_THROW((void)serve(*hub_, file), Error);
+  EXPECT_TRUE(std::filesystem::exists(file));
+}
+
+TEST_F(CrossProcess, AKilledReaderLeavesNothingBehind) {
+  topic().publish(bytes_of(std::uint64_t{0}));
+  Server server = serve(*hub_, path_);
+  // Regions are memfds, named nowhere; the socket is the only file. (Other tests may run beside
+  // this one: only names of ours count.)
+  const auto shm_before = listing("/dev/shm", "pushpoll");
+  Gate reading;
+  const int fds_before = open_fd_count();
+  const pid_t reader = ::fork();
+  if (reader == 0) {
+    pushpoll::Remote remote = pushpoll::connect(path_);
+    Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
+    (void)sub.poll();
+    reading.open();
+    for (;;) ::pause();
+  }
+  reading.pass();
+  ::kill(reader, SIGKILL);
+  ::waitpid(reader, nullptr, 0);
+  EXPECT_TRUE(eventually([&] { return open_fd_count() == fds_before; }))
+      << "the server kept the dead peer's connection";
+  EXPECT_EQ(listing("/dev/shm", "pushpoll"), shm_before);
+  EXPECT_EQ(listing(dir_), std::set<std::string>{"hub.sock"});
+  // The server goes on serving.
+  EXPECT_TRUE(run_child([&] { return read_all(path_, 1); }).exited(0));
+}
+
+TEST_F(CrossProcess, AnOverwrittenReaderLearnsTheExactGap) {
+  TopicOptions o = small_topic(4096, Overflow::overwrite);
+  Topic& t = topic(o);
+  Server server = serve(*hub_, path_);
+  Gate subscribed, published;
+  std::thread publisher([&] {
+    subscribed.pass();
+    for (std::uint64_t i = 0; i < 2000; ++i) t.publish(bytes_of(i));
+    published.open();
+  });
+  const ChildEnd end = run_child([&] {
+    pushpoll::Remote remote = pushpoll::connect(path_);
+    Subscriber sub = remote.topic("trades").subscribe(Start::at(0));
+    subscribed.open();
+    published.pass();
+    std::uint64_t seen = 0, gaps = 0, next = 0;
+    for (;;) {
+      Batch b = sub.poll(64);
+      if (b.empty() && b.gap() == 0) break;
+      gaps += b.gap();
+      next += b.gap();
+      for (const Message& m : b) {
+        if (m.seq != next || word_of(m) != next) return 50;
+        ++next;
+        ++seen;
+      }
+      if (!b.release()) return 51;
+    }
+    if (gaps == 0) return 52;  // a 4 KiB ring cannot hold 2000 messages
+    return seen + gaps == 2000 ? 0 : 53;
+  });
+  publisher.join();
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+}
+
+TEST_F(CrossProcess, AReaderOutlivesItsOwnerAndReadsWhatWasCommitted) {
+  Gate published, done;
+  const pid_t owner = ::fork();
+  if (owner == 0) {
+    HubOptions ho;
+    ho.memory = std::make_shared<io::SharedMemory>();
+    Hub hub(ho);
+    Topic& t = hub.topic("trades");
+    Server s = serve(hub, path_);
+    for (std::uint64_t i = 0; i < 100; ++i) t.publish(bytes_of(i));
+    published.open();
+    for (;;) ::pause();
+  }
+  published.pass();
+  pushpoll::Remote remote = pushpoll::connect(path_);
+  Topic& t = remote.topic("trades");
+  Subscriber sub = t.subscribe(Start::oldest);
+  EXPECT_TRUE(remote.connected());
+  ::kill(owner, SIGKILL);
+  ::waitpid(owner, nullptr, 0);
+  EXPECT_TRUE(eventually([&] { return !remote.connected(); }));
+  std::uint64_t next = 0;
+  for (Batch b = sub.poll(); !b.empty(); b = sub.poll()) {
+    for (const Message& m : b) EXPECT_EQ(word_of(m), next++);
+  }
+  EXPECT_EQ(next, 100u);
+  EXPECT_THROW((void)remote.topic("other"), Closed);
+}
+
+}  // namespace
+}  // namespace pushpoll::test
