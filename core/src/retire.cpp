@@ -185,6 +185,12 @@ void Topic::begin_stall(std::int64_t now) noexcept {
     auto& slot = ring_.slot(i);
     slot.stall_cursor.store(slot.cursor_seq.load(std::memory_order_seq_cst), std::memory_order_relaxed);
   }
+  // A seat's cursor as gate() counts it (clamped to the retire point; relaxed: the retirer, us,
+  // is its only writer).
+  const std::uint64_t oldest = s.retire_seq.load(std::memory_order_relaxed);
+  for_each_seat([oldest](Seat& seat, detail::SubscriberSlot& slot) {
+    seat.stall_cursor = std::max(slot.cursor_seq.load(std::memory_order_seq_cst), oldest);
+  });
 }
 
 void Topic::detach_stalled(std::int64_t since) noexcept {
@@ -206,6 +212,18 @@ void Topic::detach_stalled(std::int64_t since) noexcept {
       s.detaches.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     }
   }
+  // A seat's attach time is not trusted (its process writes the slot), and neither is a cursor
+  // that merely changes: one whose cursor, as gate() counts it, is not past where it was when the
+  // stall began is detached, however recently it says it attached. Relaxed: as in begin_stall().
+  const std::uint64_t oldest = s.retire_seq.load(std::memory_order_relaxed);
+  for_each_seat([&](Seat& seat, detail::SubscriberSlot& slot) {
+    std::uint32_t attached = kSlotAttached;
+    if (seat.stall_cursor < stall_head &&
+        std::max(slot.cursor_seq.load(std::memory_order_seq_cst), oldest) <= seat.stall_cursor &&
+        slot.state.compare_exchange_strong(attached, kSlotDetached, std::memory_order_seq_cst)) {
+      s.detaches.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
+    }
+  });
   // The next stall, if any, starts its own clock.
   s.stall_since.store(0, std::memory_order_relaxed);
 }
@@ -221,6 +239,14 @@ std::uint64_t Topic::gate() noexcept {
     if (slot.state.load(std::memory_order_seq_cst) != kSlotAttached) continue;
     gate = std::min(gate, slot.cursor_seq.load(std::memory_order_seq_cst));
   }
+  // A seat's cursor is untrusted: one below the retire point would hold nothing that is still
+  // retained (and only stall the writers), so it counts as the retire point; one past the
+  // frontier holds nothing either. Relaxed retire point: the retirer (us) is its only writer.
+  const std::uint64_t oldest = s.retire_seq.load(std::memory_order_relaxed);
+  for_each_seat([&](Seat&, detail::SubscriberSlot& slot) {
+    if (slot.state.load(std::memory_order_seq_cst) != kSlotAttached) return;
+    gate = std::min(gate, std::max(slot.cursor_seq.load(std::memory_order_seq_cst), oldest));
+  });
   return gate;
 }
 

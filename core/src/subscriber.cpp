@@ -22,11 +22,17 @@ bool Topic::attach(detail::SubscriberSlot& slot, std::uint64_t seq) noexcept {
                          std::memory_order_relaxed);
   slot.cursor_seq.store(seq, std::memory_order_seq_cst);
   slot.state.store(kSlotAttached, std::memory_order_seq_cst);
-  // A private slot (a read-only mapping) gates nobody: no retirer to wait for, only the retire
-  // point to check (and a retirer in another process that died mid-walk would never end).
   if (!read_only_) {
     while (s.retiring.load(std::memory_order_seq_cst) != 0) detail::cpu_relax();
+  } else if (seat_provider_) {
+    // A seat in another process's topic: the same handshake, but that process may have died
+    // mid-walk and never let go. Past a bound, go on: no retirer runs then, or one that missed
+    // this seat overtakes the cursor, which the next poll reports as a gap (never a torn read).
+    for (int round = 0; round < 20000 && s.retiring.load(std::memory_order_seq_cst) != 0; ++round) {
+      std::this_thread::yield();
+    }
   }
+  // (A private slot gates nobody: there is no retirer to wait for, only the retire point.)
   return s.retire_seq.load(std::memory_order_seq_cst) <= seq;
 }
 
@@ -66,9 +72,13 @@ Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
   if (tag_mask == 0) throw Error("pushpoll: a tag mask of 0 would never receive anything");
   auto core = std::make_unique<detail::SubscriberCore>();
   if (read_only_) {
-    core->private_slot = std::make_unique<detail::SubscriberSlot>();
-    core->slot_ptr = core->private_slot.get();
     core->read_only = true;
+    if (seat_provider_) {
+      core->slot_ptr = seat_provider_->take_seat(*this);
+    } else {
+      core->private_slot = std::make_unique<detail::SubscriberSlot>();
+      core->slot_ptr = core->private_slot.get();
+    }
   } else {
     core->slot = take_slot();
     core->slot_ptr = &ring_.slot(core->slot);
@@ -98,6 +108,7 @@ Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
         const std::uint64_t lo = oldest(), hi = head();
         // Release: hands the slot back (pairs with the acquire CAS in take_slot()).
         slot.state.store(kSlotFree, std::memory_order_release);
+        if (read_only_ && !core->private_slot) seat_provider_->return_seat(*this, &slot);
         throw InvalidCursor("pushpoll: cursor " + std::to_string(seq) + " is outside [oldest " +
                             std::to_string(lo) + ", head " + std::to_string(hi) + "] of topic '" +
                             name_ + "'");
@@ -138,6 +149,7 @@ void Subscriber::unsubscribe() noexcept {
   slot.state.store(kSlotFree, std::memory_order_release);
   // Relaxed: statistics.
   if (!c.read_only) c.ring.state().subscribers.fetch_sub(1, std::memory_order_relaxed);
+  if (c.read_only && !c.private_slot) c.topic->seat_provider_->return_seat(*c.topic, &slot);
   if (c.own_fd >= 0) {
     // A round that read this fd before the store above may still write it: let it finish before
     // the number can be reused.

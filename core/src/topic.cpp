@@ -109,14 +109,16 @@ TopicOptions mapped_options(const std::string& name, const std::byte* region, st
 
 std::shared_ptr<Topic> Topic::view(std::string name, std::byte* region, std::size_t bytes,
                                    std::shared_ptr<MemoryProvider> memory,
-                                   std::shared_ptr<detail::Notifier> notifier) {
+                                   std::shared_ptr<detail::Notifier> notifier,
+                                   std::shared_ptr<detail::SeatProvider> seats) {
   const TopicOptions options = mapped_options(name, region, bytes);
-  return std::shared_ptr<Topic>(
-      new Topic(ViewTag{}, std::move(name), options, region, bytes, std::move(memory), std::move(notifier)));
+  return std::shared_ptr<Topic>(new Topic(ViewTag{}, std::move(name), options, region, bytes, std::move(memory),
+                                          std::move(notifier), std::move(seats)));
 }
 
 Topic::Topic(ViewTag, std::string name, const TopicOptions& options, std::byte* region, std::size_t bytes,
-             std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier)
+             std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier,
+             std::shared_ptr<detail::SeatProvider> seats)
     : name_(std::move(name)),
       options_(options),
       max_message_(static_cast<std::uint32_t>(options.max_message)),
@@ -128,8 +130,43 @@ Topic::Topic(ViewTag, std::string name, const TopicOptions& options, std::byte* 
       overwrite_(options.overflow == Overflow::overwrite),
       read_only_(true),
       notifier_(std::move(notifier)),
-      armed_set_(1) {
+      armed_set_(1),
+      seat_provider_(std::move(seats)) {
   if (!notifier_) throw Error("pushpoll: a topic needs a notifier");
+}
+
+std::uint32_t Topic::add_seat(detail::SubscriberSlot* slot) {
+  std::lock_guard lock(seats_mutex_);
+  if (!seats_storage_) {
+    seats_storage_ = std::make_unique<Seat[]>(kMaxSeats);
+    // Release: the retirer that acquires the pointer sees the seats constructed.
+    seats_.store(seats_storage_.get(), std::memory_order_release);
+  }
+  Seat* seats = seats_storage_.get();
+  // Relaxed: seats_high_ is only written under the mutex we hold.
+  const std::uint32_t high = seats_high_.load(std::memory_order_relaxed);
+  std::uint32_t id = 0;
+  while (id < high && seats[id].slot.load(std::memory_order_relaxed) != nullptr) ++id;
+  if (id == kMaxSeats) {
+    throw Error("pushpoll: topic " + quote(name_) + " has " + std::to_string(kMaxSeats) +
+                " subscribers in other processes already");
+  }
+  // seq_cst, the slot then the bound: the owner's half of SYNC(attach) for a seat, as take_slot()'s
+  // CAS of slot_high; the other process attaches only after it hears back from us.
+  seats[id].slot.store(slot, std::memory_order_seq_cst);
+  if (id == high) seats_high_.store(high + 1, std::memory_order_seq_cst);
+  return id;
+}
+
+void Topic::remove_seat(std::uint32_t id) noexcept {
+  {
+    std::lock_guard lock(seats_mutex_);
+    if (!seats_storage_ || id >= kMaxSeats) return;
+    // seq_cst: a retirer that takes `retiring` after this store no longer finds the slot.
+    seats_storage_[id].slot.store(nullptr, std::memory_order_seq_cst);
+  }
+  // One that took it before may still read the slot: wait until it lets go (a bounded walk).
+  while (ring_.state().retiring.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
 }
 
 Topic::~Topic() {

@@ -45,11 +45,20 @@ struct Hello {
   char text[kTextBytes] = {};
 };
 
+enum Op : std::uint32_t { kTopic = 1, kSeat = 2, kUnseat = 3 };
+
 struct Request {
   std::uint32_t magic = kMagic;
-  std::uint32_t op = 1;  // the topic named `name`
+  std::uint32_t op = kTopic;  // kTopic: the region of topic `name`; kSeat / kUnseat: seat `seat` on it
+  std::uint32_t seat = 0;
+  std::uint32_t pad = 0;
   char name[kNameBytes] = {};
 };
+
+/// Slots a connection can seat at once (subscribers of that process, over all topics): the page
+/// of slots it shares with the server.
+constexpr std::uint32_t kSeatsPerConnection = 256;
+constexpr std::size_t kSeatPageBytes = kSeatsPerConnection * sizeof(detail::SubscriberSlot);
 
 struct Reply {
   std::uint32_t magic = kMagic;
@@ -150,6 +159,45 @@ bool contains(const std::vector<T>& v, T x) {
 
 // ---- the server -------------------------------------------------------------------------------
 
+namespace {
+
+/// One admitted peer: its socket, and the page of slots it shares with us alone.
+struct Connection {
+  int sock = -1;
+  int page_fd = -1;
+  detail::SubscriberSlot* page = nullptr;
+  struct Seated {
+    Topic* topic;
+    std::uint32_t id;
+  };
+  std::map<std::uint32_t, Seated> seated;  // by slot index in the page
+
+  Connection() = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  /// Unseats its subscribers (they stop gating at once), then lets go of the page and the socket.
+  ~Connection() {
+    for (const auto& [slot, s] : seated) s.topic->remove_seat(s.id);
+    if (page != nullptr) ::munmap(page, kSeatPageBytes);
+    if (page_fd >= 0) ::close(page_fd);
+    if (sock >= 0) ::close(sock);
+  }
+};
+
+/// A page of slots for one connection, shared with that peer only: a sealed memfd it can map
+/// writable (its cursors and wake states) but not resize.
+bool make_page(Connection& c) {
+  c.page_fd = ::memfd_create("pushpoll-seats", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (c.page_fd < 0 || ::ftruncate(c.page_fd, kSeatPageBytes) != 0) return false;
+  void* p = ::mmap(nullptr, kSeatPageBytes, PROT_READ | PROT_WRITE, MAP_SHARED, c.page_fd, 0);
+  if (p == MAP_FAILED) return false;
+  c.page = static_cast<detail::SubscriberSlot*>(p);
+  for (std::uint32_t i = 0; i < kSeatsPerConnection; ++i) new (&c.page[i]) detail::SubscriberSlot{};
+  return ::fcntl(c.page_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0;
+}
+
+}  // namespace
+
 struct Server::State {
   Hub* hub = nullptr;
   std::shared_ptr<io::SharedMemory> memory;
@@ -165,9 +213,9 @@ struct Server::State {
   bool closed = false;
 
   void run() noexcept;
-  void accept_peer(std::vector<pollfd>& peers) noexcept;
+  void accept_peer(std::vector<std::unique_ptr<Connection>>& peers) noexcept;
   /// Answers one request; false when the peer must be dropped.
-  bool answer(int peer) noexcept;
+  bool answer(Connection& peer) noexcept;
   [[nodiscard]] bool admits(const ucred& who) const noexcept {
     return who.uid == ::geteuid() || contains(options.subscriber_uids, who.uid) ||
            contains(options.subscriber_gids, who.gid) || contains(options.publisher_uids, who.uid) ||
@@ -177,62 +225,66 @@ struct Server::State {
 };
 
 void Server::State::run() noexcept {
-  // [0] the stop eventfd, [1] the listening socket, then one entry per admitted peer.
-  std::vector<pollfd> fds{{stop_fd, POLLIN, 0}, {listen_fd, POLLIN, 0}};
+  std::vector<std::unique_ptr<Connection>> peers;
+  std::vector<pollfd> fds;
   for (;;) {
+    // [0] the stop eventfd, [1] the listening socket, then one entry per admitted peer.
+    fds.assign({{stop_fd, POLLIN, 0}, {listen_fd, POLLIN, 0}});
+    for (const auto& p : peers) fds.push_back({p->sock, POLLIN, 0});
     if (::poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
     if (fds[0].revents != 0) break;
-    if (fds[1].revents & POLLIN) accept_peer(fds);
-    for (std::size_t i = 2; i < fds.size();) {
-      const short r = fds[i].revents;
+    // Peers first (their entries follow the order of `peers`), then newcomers.
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < peers.size(); ++i) {
+      const short r = fds[i + 2].revents;
       bool keep = true;
-      if (r & POLLIN) keep = answer(fds[i].fd);
-      if (r & (POLLHUP | POLLERR | POLLNVAL)) keep = false;  // the peer is gone
-      if (!keep) {
-        ::close(fds[i].fd);
-        fds[i] = fds.back();
-        fds.pop_back();
-        continue;
+      if (r & POLLIN) keep = answer(*peers[i]);
+      if (r & (POLLHUP | POLLERR | POLLNVAL)) keep = false;  // the peer is gone: unseat it now
+      if (keep) {
+        peers[kept++] = std::move(peers[i]);
+      } else {
+        peers[i].reset();
       }
-      fds[i].revents = 0;
-      ++i;
     }
+    peers.resize(kept);
+    if (fds[1].revents & POLLIN) accept_peer(peers);
   }
-  for (std::size_t i = 2; i < fds.size(); ++i) ::close(fds[i].fd);
+  peers.clear();
 }
 
-void Server::State::accept_peer(std::vector<pollfd>& peers) noexcept {
-  const int peer = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-  if (peer < 0) return;  // the peer gave up, or out of descriptors: it sees a hang-up
+void Server::State::accept_peer(std::vector<std::unique_ptr<Connection>>& peers) noexcept {
+  auto c = std::make_unique<Connection>();
+  c->sock = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (c->sock < 0) return;  // the peer gave up, or out of descriptors: it sees a hang-up
   ucred who{};
   socklen_t len = sizeof(who);
   Hello hello;
-  if (::getsockopt(peer, SOL_SOCKET, SO_PEERCRED, &who, &len) != 0 || !admits(who)) {
+  if (::getsockopt(c->sock, SOL_SOCKET, SO_PEERCRED, &who, &len) != 0 || !admits(who)) {
     hello.status = kRefused;
     set_text(hello.text, "pushpoll: the hub at " + path + " does not admit uid " + std::to_string(who.uid) +
                              " (gid " + std::to_string(who.gid) + ")");
-    (void)send_message(peer, &hello, sizeof(hello));
-    ::close(peer);
+    (void)send_message(c->sock, &hello, sizeof(hello));
     refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     return;
   }
-  hello.may_publish = 0;
-  if (!send_message(peer, &hello, sizeof(hello))) {
-    ::close(peer);
+  if (!make_page(*c)) {
+    hello.status = kFailed;
+    set_text(hello.text, "pushpoll: the hub at " + path + " cannot make a page of slots: " + errno_text());
+    (void)send_message(c->sock, &hello, sizeof(hello));
     return;
   }
+  hello.may_publish = 0;
+  if (!send_message(c->sock, &hello, sizeof(hello), c->page_fd)) return;
   admitted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
-  peers.push_back({peer, POLLIN, 0});
+  peers.push_back(std::move(c));
 }
 
-bool Server::State::answer(int peer) noexcept {
+bool Server::State::answer(Connection& peer) noexcept {
   Request req;
-  if (!receive_message(peer, &req, sizeof(req), nullptr, MSG_DONTWAIT) || req.magic != kMagic || req.op != 1) {
-    return false;
-  }
+  if (!receive_message(peer.sock, &req, sizeof(req), nullptr, MSG_DONTWAIT) || req.magic != kMagic) return false;
   const std::string name(req.name, strnlen(req.name, kNameBytes));
   Reply reply;
   int fd = -1;
@@ -241,17 +293,30 @@ bool Server::State::answer(int peer) noexcept {
     if (t == nullptr) {
       reply.status = kNoTopic;
       set_text(reply.text, "pushpoll: the hub at " + path + " has no topic '" + name + "'");
-    } else if ((fd = memory->descriptor(t->region())) < 0) {
-      reply.status = kFailed;
-      set_text(reply.text, "pushpoll: topic '" + name + "' is not in shared memory");
+    } else if (req.op == kTopic) {
+      if ((fd = memory->descriptor(t->region())) < 0) {
+        reply.status = kFailed;
+        set_text(reply.text, "pushpoll: topic '" + name + "' is not in shared memory");
+      } else {
+        reply.bytes = t->region_bytes();
+      }
+    } else if (req.op == kSeat) {
+      if (req.seat >= kSeatsPerConnection || peer.seated.count(req.seat) != 0) return false;  // not a client of ours
+      peer.seated.emplace(req.seat, Connection::Seated{t, t->add_seat(&peer.page[req.seat])});
+    } else if (req.op == kUnseat) {
+      auto it = peer.seated.find(req.seat);
+      if (it == peer.seated.end() || it->second.topic != t) return false;
+      t->remove_seat(it->second.id);
+      peer.seated.erase(it);
     } else {
-      reply.bytes = t->region_bytes();
+      return false;
     }
-  } catch (const std::exception&) {  // out of memory building a string
+  } catch (const std::exception& e) {  // all seats taken, or out of memory
     reply.status = kFailed;
+    set_text(reply.text, e.what());
     fd = -1;
   }
-  return send_message(peer, &reply, sizeof(reply), reply.status == kOk ? fd : -1);
+  return send_message(peer.sock, &reply, sizeof(reply), reply.status == kOk ? fd : -1);
 }
 
 void Server::State::shut() noexcept {
@@ -348,19 +413,66 @@ std::uint64_t Server::refused() const noexcept { return state_->refused.load(std
 
 // ---- the client -------------------------------------------------------------------------------
 
-struct Remote::State {
+/// The client's end: the connection, the page of slots it shares with the server (a subscriber of
+/// a mapped topic keeps its cursor and wake state there, seated by the server so that it gates),
+/// and the topics it mapped.
+struct Remote::State final : detail::SeatProvider {
   int sock = -1;
   std::string path;
   std::shared_ptr<detail::Notifier> notifier;
-  std::mutex mutex;
+  detail::SubscriberSlot* page = nullptr;
+  std::mutex mutex;  // one request at a time on the socket; the fields below
+  std::vector<std::uint32_t> free_seats;
   std::map<std::string, std::shared_ptr<Topic>, std::less<>> topics;
-  ~State() {
+
+  ~State() override {
+    if (page != nullptr) ::munmap(page, kSeatPageBytes);
     if (sock >= 0) ::close(sock);
+  }
+  /// Sends `req` and receives the reply (and a descriptor with it when `fd` is given). Caller holds
+  /// the mutex. Throws Closed when the server is gone.
+  Reply ask(Request& req, std::string_view name, int* fd = nullptr) {
+    std::memcpy(req.name, name.data(), name.size());
+    Reply reply;
+    if (!send_message(sock, &req, sizeof(req)) || !receive_message(sock, &reply, sizeof(reply), fd) ||
+        reply.magic != kMagic) {
+      throw Closed("pushpoll: the hub at " + path + " is gone (no answer about topic '" + std::string(name) + "')");
+    }
+    return reply;
+  }
+  detail::SubscriberSlot* take_seat(Topic& topic) override {
+    std::lock_guard lock(mutex);
+    if (free_seats.empty()) {
+      throw Error("pushpoll: this process has " + std::to_string(kSeatsPerConnection) +
+                  " subscribers of " + path + " already; connect() again for more");
+    }
+    const std::uint32_t seat = free_seats.back();
+    // Our own slot, unseated: nobody reads it until the server seats it.
+    new (&page[seat]) detail::SubscriberSlot{};
+    Request req;
+    req.op = kSeat;
+    req.seat = seat;
+    const Reply reply = ask(req, topic.name());
+    if (reply.status != kOk) throw Error(text_of(reply.text));
+    free_seats.pop_back();
+    return &page[seat];
+  }
+  void return_seat(Topic& topic, detail::SubscriberSlot* slot) noexcept override {
+    std::lock_guard lock(mutex);
+    Request req;
+    req.op = kUnseat;
+    req.seat = static_cast<std::uint32_t>(slot - page);
+    try {
+      (void)ask(req, topic.name());
+    } catch (const Error&) {
+      // The server is gone: it unseated everything of ours when it noticed.
+    }
+    free_seats.push_back(req.seat);
   }
 };
 
 Remote connect(std::string path) {
-  auto s = std::make_unique<Remote::State>();
+  auto s = std::make_shared<Remote::State>();
   s->path = path;
   s->sock = dial(path);
   if (s->sock < 0 && (errno == EACCES || errno == EPERM)) {
@@ -371,14 +483,26 @@ Remote connect(std::string path) {
   const timeval limit{10, 0};
   (void)::setsockopt(s->sock, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
   Hello hello;
-  if (!receive_message(s->sock, &hello, sizeof(hello), nullptr) || hello.magic != kMagic) {
+  int page_fd = -1;
+  if (!receive_message(s->sock, &hello, sizeof(hello), &page_fd) || hello.magic != kMagic) {
     throw Error("pushpoll: " + path + " did not answer as a pushpoll hub");
   }
   if (hello.status == kRefused) throw Refused(text_of(hello.text));
   if (hello.version != kVersion) {
+    if (page_fd >= 0) ::close(page_fd);
     throw Error("pushpoll: the hub at " + path + " speaks version " + std::to_string(hello.version) + ", not " +
                 std::to_string(kVersion));
   }
+  if (hello.status != kOk || page_fd < 0) throw Error(text_of(hello.text));
+  struct stat st{};
+  void* page = MAP_FAILED;
+  if (::fstat(page_fd, &st) == 0 && static_cast<std::size_t>(st.st_size) == kSeatPageBytes) {
+    page = ::mmap(nullptr, kSeatPageBytes, PROT_READ | PROT_WRITE, MAP_SHARED, page_fd, 0);
+  }
+  ::close(page_fd);
+  if (page == MAP_FAILED) throw Error("pushpoll: cannot map the page of slots from " + path);
+  s->page = static_cast<detail::SubscriberSlot*>(page);
+  for (std::uint32_t i = kSeatsPerConnection; i-- > 0;) s->free_seats.push_back(i);
   HubOptions ho;
   ho.backend = Backend::syscall;
   ho.restartable_sequences = false;
@@ -386,10 +510,22 @@ Remote connect(std::string path) {
   return Remote(std::move(s));
 }
 
-Remote::Remote(std::unique_ptr<State> state) noexcept : state_(std::move(state)) {}
+Remote::Remote(std::shared_ptr<State> state) noexcept : state_(std::move(state)) {}
 Remote::Remote(Remote&&) noexcept = default;
-Remote& Remote::operator=(Remote&&) noexcept = default;
-Remote::~Remote() = default;
+Remote& Remote::operator=(Remote&& other) noexcept {
+  if (this != &other) {
+    this->~Remote();
+    new (this) Remote(std::move(other));
+  }
+  return *this;
+}
+Remote::~Remote() {
+  if (!state_) return;
+  // The topics hold the state (their subscribers' slots are in its page): let go of them, so
+  // that the connection ends with the last subscriber.
+  std::lock_guard lock(state_->mutex);
+  state_->topics.clear();
+}
 
 bool Remote::connected() const noexcept {
   if (!state_ || state_->sock < 0) return false;
@@ -406,15 +542,8 @@ Topic& Remote::topic(std::string_view name) {
     throw Error("pushpoll: a topic name is 1 to " + std::to_string(kNameBytes - 1) + " bytes long");
   }
   Request req;
-  std::memcpy(req.name, name.data(), name.size());
-  if (!send_message(s.sock, &req, sizeof(req))) {
-    throw Closed("pushpoll: the hub at " + s.path + " is gone: " + errno_text());
-  }
-  Reply reply;
   int fd = -1;
-  if (!receive_message(s.sock, &reply, sizeof(reply), &fd) || reply.magic != kMagic) {
-    throw Closed("pushpoll: the hub at " + s.path + " is gone (no answer for topic '" + std::string(name) + "')");
-  }
+  const Reply reply = s.ask(req, name, &fd);
   if (reply.status != kOk || fd < 0) {
     if (fd >= 0) ::close(fd);
     throw Error(text_of(reply.text));
@@ -434,8 +563,9 @@ Topic& Remote::topic(std::string_view name) {
   }
   std::shared_ptr<Topic> t;
   try {
+    // The topic keeps this state (its page of slots, its socket) alive while subscribers live.
     t = Topic::view(std::string(name), static_cast<std::byte*>(region), bytes, std::make_shared<io::MappedRegion>(),
-                    s.notifier);
+                    s.notifier, state_);
   } catch (...) {
     ::munmap(region, bytes);
     throw;

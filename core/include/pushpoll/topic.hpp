@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <utility>
@@ -60,6 +61,18 @@ struct TopicStats {
 };
 
 namespace detail {
+/// Where a subscriber of a topic mapped from another process keeps its slot: io's Remote keeps it in
+/// memory shared with the owner only, and has the owner seat it there (Topic::add_seat()), so that
+/// it gates the writers like a slot of the table. Without one, such subscribers get private slots.
+class SeatProvider {
+ public:
+  virtual ~SeatProvider() = default;
+  /// A slot of the caller's, registered with the owner of `topic`, state free. Throws Error.
+  virtual SubscriberSlot* take_seat(Topic& topic) = 0;
+  /// Unregisters and frees a slot from take_seat().
+  virtual void return_seat(Topic& topic, SubscriberSlot* slot) noexcept = 0;
+};
+
 /// What a claim got: its first seq, where its bytes start (before any lap-end skip), where they end,
 /// and the count of expiries begun before it (its commits check it did not move).
 struct Reservation {
@@ -158,7 +171,19 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// region's header does not describe a region of `bytes` bytes.
   static std::shared_ptr<Topic> view(std::string name, std::byte* region, std::size_t bytes,
                                      std::shared_ptr<MemoryProvider> memory,
-                                     std::shared_ptr<detail::Notifier> notifier);
+                                     std::shared_ptr<detail::Notifier> notifier,
+                                     std::shared_ptr<detail::SeatProvider> seats = nullptr);
+  /// Internal, for io's Server: seats a subscriber of another process, whose slot is in memory
+  /// this process shares with that one only; from now on it gates the writers (and is detached
+  /// when it stalls) like a slot of the table. Its values are untrusted: a cursor outside [oldest,
+  /// head] is clamped, never followed. Returns the seat's id; throws Error when all are taken.
+  /// [any thread]
+  std::uint32_t add_seat(detail::SubscriberSlot* slot);
+  /// Internal: unseats it (its process left); returns once no retirer can still read the slot, so
+  /// that its memory may be unmapped. [any thread]
+  void remove_seat(std::uint32_t id) noexcept;
+  /// Seats a topic has: subscribers of other processes at once.
+  static constexpr std::uint32_t kMaxSeats = 4096;
   /// Internal: this topic is another process's, mapped read-only (view()).
   [[nodiscard]] bool read_only() const noexcept { return read_only_; }
   /// Internal, for io's Server: the region and its size.
@@ -178,7 +203,8 @@ class Topic : public std::enable_shared_from_this<Topic> {
         std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier);
   struct ViewTag {};
   Topic(ViewTag, std::string name, const TopicOptions& options, std::byte* region, std::size_t bytes,
-        std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier);
+        std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier,
+        std::shared_ptr<detail::SeatProvider> seats);
 
   enum class Wait : std::uint8_t { no, yes };
   /// Claims `count` seqs and the ring bytes laid out by `layout(pos) -> end`; false only for
@@ -213,6 +239,18 @@ class Topic : public std::enable_shared_from_this<Topic> {
   void begin_stall(std::int64_t now) noexcept;
   /// Detaches every subscriber stalled since `since` (see retire.cpp).
   void detach_stalled(std::int64_t since) noexcept;
+  /// Calls f(Seat&, SubscriberSlot&) for each seated slot (seq_cst loads: the retirer's half of
+  /// SYNC(attach)). Caller holds `retiring`.
+  template <class F>
+  void for_each_seat(F&& f) noexcept {
+    // Acquire: pairs with add_seat()'s release of the array.
+    Seat* seats = seats_.load(std::memory_order_acquire);
+    if (seats == nullptr) return;
+    const std::uint32_t high = seats_high_.load(std::memory_order_seq_cst);
+    for (std::uint32_t i = 0; i < high; ++i) {
+      if (detail::SubscriberSlot* slot = seats[i].slot.load(std::memory_order_seq_cst)) f(seats[i], *slot);
+    }
+  }
   /// The slowest attached cursor (Overflow::block), detaching subscribers that have been stalled
   /// for stall_timeout. Caller holds `retiring`.
   std::uint64_t gate() noexcept;
@@ -269,6 +307,23 @@ class Topic : public std::enable_shared_from_this<Topic> {
   bool restartable_ = false;  // producers may write contested words in restartable sequences
   boost::lockfree::queue<std::uint32_t> armed_set_;
   std::atomic<std::uint32_t> slot_hint_{0};  // where subscribe() starts looking for a free slot
+
+  // ---- subscribers of other processes (docs/DESIGN.md, "Other processes") ----
+  // In the owner: the seated slots. Allocated on the first add_seat(), freed with the topic.
+  struct Seat {
+    // The slot, in memory shared with its process only, or null. Writer: add_seat()/remove_seat()
+    // (seq_cst, as slot_high: SYNC(attach)); readers: the retirer's scans (seq_cst).
+    std::atomic<detail::SubscriberSlot*> slot{nullptr};
+    // The retirer's note of its cursor when a stall began: kept here, where its process cannot
+    // write it. Only touched under `retiring`.
+    std::uint64_t stall_cursor = 0;
+  };
+  std::atomic<Seat*> seats_{nullptr};       // acquire by the retirer, release once by add_seat()
+  std::atomic<std::uint32_t> seats_high_{0};  // one past the highest seat ever taken
+  std::mutex seats_mutex_;                  // add_seat()/remove_seat() between themselves
+  std::unique_ptr<Seat[]> seats_storage_;
+  // In a process that maps another's topic: where its subscribers' slots come from.
+  std::shared_ptr<detail::SeatProvider> seat_provider_;
 };
 
 // ---------------------------------------------------------------------------------------------

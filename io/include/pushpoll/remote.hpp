@@ -22,9 +22,11 @@
 // left by a crashed owner is taken over when nobody answers on it.
 //
 // What this step carries (docs/DESIGN.md, "Other processes"): remote subscribers poll, from any
-// start, with tag masks, and learn exact gaps when the ring overtakes them; they do not gate the
-// writers, and they are not pushed (arm()/wait()/fd() throw Error): poll. Publishing from another
-// process throws Refused.
+// start, with tag masks. Each keeps its cursor in a page of slots its process shares with the
+// owner alone; the owner seats it there, so it gates the writers (Overflow::block) and is detached
+// when it stalls, like a local one, and it stops gating the moment its process dies (the
+// connection hangs up). They are not pushed yet (arm()/wait()/fd() throw Error): poll. Publishing
+// from another process throws Refused.
 //
 // Thread-safety: a Server is used by its owner; it serves from a thread of its own. A Remote and
 // its topics: topic() [any thread]; the topics as Topic says.
@@ -79,8 +81,8 @@ class Server {
 /// something else, or if the socket cannot be made.
 [[nodiscard]] Server serve(Hub& hub, std::string path, ServeOptions options = {});
 
-/// A connection to another process's hub. Move-only; its topics stay readable (their mappings
-/// alive) while a Subscriber of them lives, also after the Remote is gone.
+/// A connection to another process's hub. Move-only. References from topic() are valid while the
+/// Remote lives; a Subscriber keeps its topic mapped (and the connection open) also after.
 class Remote {
  public:
   Remote() = default;
@@ -97,8 +99,8 @@ class Remote {
 
  private:
   friend Remote connect(std::string);
-  explicit Remote(std::unique_ptr<State> state) noexcept;
-  std::unique_ptr<State> state_;
+  explicit Remote(std::shared_ptr<State> state) noexcept;
+  std::shared_ptr<State> state_;
 };
 
 /// Connects to a hub served at `path`. Throws Refused when the server does not admit this process's
