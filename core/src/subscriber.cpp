@@ -149,7 +149,7 @@ void Subscriber::unsubscribe() noexcept {
   slot.state.store(kSlotFree, std::memory_order_release);
   // Relaxed: statistics.
   if (!c.read_only) c.ring.state().subscribers.fetch_sub(1, std::memory_order_relaxed);
-  if (c.read_only && !c.private_slot) c.topic->seat_provider_->return_seat(*c.topic, &slot);
+  if (c.read_only && !c.private_slot) c.topic->seat_provider()->return_seat(*c.topic, &slot);
   if (c.own_fd >= 0) {
     // A round that read this fd before the store above may still write it: let it finish before
     // the number can be reused.

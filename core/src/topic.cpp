@@ -151,6 +151,11 @@ std::uint32_t Topic::add_seat(detail::SubscriberSlot* slot) {
     throw Error("pushpoll: topic " + quote(name_) + " has " + std::to_string(kMaxSeats) +
                 " subscribers in other processes already");
   }
+  // A fresh seat: not counted (remove_seat() ended that), no eventfd yet; an armed-set entry left
+  // from its last user may still be popped, and finds this slot unarmed or serves it. Relaxed:
+  // published by the seq_cst store below, which rounds and seat_armed() load first.
+  seats[id].queued.store(0, std::memory_order_relaxed);
+  seats[id].fd.store(-1, std::memory_order_relaxed);
   // seq_cst, the slot then the bound: the owner's half of SYNC(attach) for a seat, as take_slot()'s
   // CAS of slot_high; the other process attaches only after it hears back from us.
   seats[id].slot.store(slot, std::memory_order_seq_cst);
@@ -159,14 +164,83 @@ std::uint32_t Topic::add_seat(detail::SubscriberSlot* slot) {
 }
 
 void Topic::remove_seat(std::uint32_t id) noexcept {
+  Seat* seat = nullptr;
   {
     std::lock_guard lock(seats_mutex_);
     if (!seats_storage_ || id >= kMaxSeats) return;
-    // seq_cst: a retirer that takes `retiring` after this store no longer finds the slot.
-    seats_storage_[id].slot.store(nullptr, std::memory_order_seq_cst);
+    seat = &seats_storage_[id];
+    // seq_cst: a retirer that takes `retiring`, or a round that pops the seat, after this store
+    // no longer finds the slot.
+    seat->slot.store(nullptr, std::memory_order_seq_cst);
   }
-  // One that took it before may still read the slot: wait until it lets go (a bounded walk).
+  // One that found it before may still read the slot: wait until each lets go (a bounded walk; a
+  // round).
   while (ring_.state().retiring.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  quiesce_notifier();
+  // Its arming, if counted, ends here. Relaxed decrement: as a subscriber's (wake.cpp).
+  if (seat->counted.exchange(0, std::memory_order_seq_cst) == 1) {
+    ring_.state().armed.fetch_sub(1, std::memory_order_relaxed);
+  }
+  std::lock_guard lock(seats_mutex_);
+  // Relaxed: rounds no longer reach this seat (quiesced above).
+  if (const int fd = seat->fd.exchange(-1, std::memory_order_relaxed); fd >= 0) notifier_->close_fd(fd);
+}
+
+void Topic::set_seat_fd(std::uint32_t id, int fd) noexcept {
+  std::lock_guard lock(seats_mutex_);
+  if (!seats_storage_ || id >= kMaxSeats || seats_storage_[id].slot.load(std::memory_order_relaxed) == nullptr) {
+    notifier_->close_fd(fd);
+    return;
+  }
+  // Relaxed: published to rounds by the seq_cst exchanges of the next seat_armed(). A descriptor
+  // replaced while a round may hold the old number: let the round finish before closing it.
+  const int old = seats_storage_[id].fd.exchange(fd, std::memory_order_relaxed);
+  if (old >= 0) {
+    quiesce_notifier();
+    notifier_->close_fd(old);
+  }
+}
+
+void Topic::seat_armed(std::uint32_t id) noexcept {
+  Seat* seats = seats_.load(std::memory_order_acquire);  // pairs with add_seat()'s release
+  if (seats == nullptr || id >= kMaxSeats) return;
+  Seat& seat = seats[id];
+  detail::SubscriberSlot* slot = seat.slot.load(std::memory_order_seq_cst);
+  if (slot == nullptr || slot->wake.load(std::memory_order_seq_cst) != detail::kWakeArmed) return;
+  auto& s = ring_.state();
+  // SYNC(arm), done by the owner for its seat: count it (seq_cst; publishers load `armed` after
+  // their commit), queue it (seq_cst exchange, as a subscriber's own arming), then the heavy
+  // barrier, then the re-check.
+  if (seat.counted.exchange(1, std::memory_order_seq_cst) == 0) s.armed.fetch_add(1, std::memory_order_seq_cst);
+  if (seat.queued.exchange(1, std::memory_order_seq_cst) == 0) (void)armed_set_.push(kSeatBase + id);
+  notifier_->count_arm();
+  notifier_->heavy_barrier();
+  // The re-check, on the untrusted cursor: behind the oldest is news (a gap), past the frontier
+  // is nothing. seq_cst loads after the barrier: the load half of SYNC(arm).
+  const std::uint64_t cursor = slot->cursor_seq.load(std::memory_order_seq_cst);
+  const bool news = s.closed.load(std::memory_order_seq_cst) != 0 ||
+                    cursor < s.retire_seq.load(std::memory_order_seq_cst) || ring_.done(cursor);
+  if (!news) return;
+  std::uint32_t w = detail::kWakeArmed;
+  // seq_cst CAS, as a round's: exactly one of us, a round and the subscriber ends the arming.
+  if (slot->wake.compare_exchange_strong(w, detail::kWakeNotified, std::memory_order_seq_cst)) {
+    if (seat.counted.exchange(0, std::memory_order_seq_cst) == 1) s.armed.fetch_sub(1, std::memory_order_relaxed);
+    // Relaxed: written under seats_mutex_ before the arming's exchanges, which we read after.
+    if (const int fd = seat.fd.load(std::memory_order_relaxed); fd >= 0) notifier_->signal(fd);
+  }
+}
+
+detail::WakeTarget Topic::wake_target(std::uint32_t index) noexcept {
+  if (index < kSeatBase) {
+    detail::SubscriberSlot& slot = ring_.slot(index);
+    return {&slot, &slot.queued, &slot.fd, nullptr};
+  }
+  Seat* seats = seats_.load(std::memory_order_acquire);  // pairs with add_seat()'s release
+  const std::uint32_t id = index - kSeatBase;
+  if (seats == nullptr || id >= kMaxSeats) return {};
+  Seat& seat = seats[id];
+  // seq_cst: against remove_seat()'s store, which then waits for this round to end.
+  return {seat.slot.load(std::memory_order_seq_cst), &seat.queued, &seat.fd, &seat.counted};
 }
 
 Topic::~Topic() {
@@ -183,12 +257,17 @@ void Topic::close() noexcept {
 }
 
 void Topic::quiesce_notifier() noexcept {
+  // Another process's topic: its rounds run there (its owner quiesces them when it unseats one of
+  // our subscribers); nothing to wait for here, and its round flag is not ours to take.
+  if (read_only_) return;
   notifier_->quiesce(*this);
 }
 
 void Topic::check_open() const {
   if (closed()) throw Closed("pushpoll: topic " + quote(name_) + " is closed");
 }
+
+bool Topic::owner_gone() const noexcept { return seat_provider_ && !seat_provider_->owner_alive(); }
 
 void Topic::throw_read_only() const {
   throw Refused("pushpoll: topic " + quote(name_) +

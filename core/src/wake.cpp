@@ -26,8 +26,8 @@ void take_notification(detail::SubscriberCore& c) noexcept {
   c.own_slot().wake.store(kWakeIdle, std::memory_order_relaxed);
   // The arming ends here (see the round in io/src/notifier.cpp: it leaves the count to us).
   // Relaxed: `armed` only tells publishers whether to look; a late decrement costs
-  // publishers empty rounds, never a wake-up.
-  c.ring.state().armed.fetch_sub(1, std::memory_order_relaxed);
+  // publishers empty rounds, never a wake-up. (A seat's count is its owner's.)
+  if (!c.read_only) c.ring.state().armed.fetch_sub(1, std::memory_order_relaxed);
   // A group member's wake-up went to the group's eventfd, which the group drains.
   if (c.group == nullptr && c.own_fd >= 0) {
     detail::Notifier* n = c.topic->notifier();
@@ -36,6 +36,8 @@ void take_notification(detail::SubscriberCore& c) noexcept {
     // The notifier wins armed -> notified before it writes, so the write may not have landed yet.
     // Left alone, it would land after this drain and keep a level-triggered event loop on a stale
     // readiness: wait until no round runs on the topic (the write has landed), then drain again.
+    // (The rounds of another process's topic cannot be waited for from here: there, a late write
+    // is a spurious readiness, which the next poll or arm drains.)
     c.topic->quiesce_notifier();
     n->count_subscriber_syscall();
     (void)n->drain(c.own_fd);
@@ -47,8 +49,8 @@ void disarm(detail::SubscriberCore& c) noexcept {
   std::uint32_t w = kWakeArmed;
   // seq_cst CAS against the notifier's armed -> notified CAS: exactly one ends the arming.
   if (slot.wake.compare_exchange_strong(w, kWakeIdle, std::memory_order_seq_cst)) {
-    // Relaxed: as in take_notification().
-    c.ring.state().armed.fetch_sub(1, std::memory_order_relaxed);
+    // Relaxed: as in take_notification(). (A seat's count is its owner's: its next round ends it.)
+    if (!c.read_only) c.ring.state().armed.fetch_sub(1, std::memory_order_relaxed);
   } else if (w == kWakeNotified) {
     take_notification(c);
   }
@@ -88,13 +90,12 @@ bool has_matching(detail::SubscriberCore& c) {
   return found;
 }
 
-/// Pushes across processes are not carried yet (docs/DESIGN.md, "Other processes"): a subscriber
-/// of a topic mapped from another process polls.
-void check_wakeable(const detail::SubscriberCore& c) {
-  if (c.read_only) {
-    throw Error("pushpoll: topic '" + c.topic->name() +
-                "' belongs to another process: its subscribers poll; waiting for a push is not carried "
-                "across processes yet");
+/// A subscriber of a topic mapped from another process is pushed through its seat (the owner
+/// writes its eventfd); one with a private slot (no seat) polls. Wake groups are this process's.
+void check_wakeable(const detail::SubscriberCore& c, bool group = false) {
+  if (c.read_only && (c.private_slot || group)) {
+    throw Error("pushpoll: topic '" + c.topic->name() + "' belongs to another process: " +
+                (group ? std::string("its subscribers cannot join a wake group yet") : "this subscriber can only poll"));
   }
 }
 
@@ -102,6 +103,15 @@ int open_fd(detail::SubscriberCore& c) {
   check_wakeable(c);
   if (c.own_fd < 0) {
     c.own_fd = c.topic->notifier()->open_eventfd();
+    if (c.read_only) {
+      try {
+        c.topic->seat_provider()->set_wake_fd(*c.topic, c.slot_ptr, c.own_fd);
+      } catch (...) {
+        c.topic->notifier()->close_fd(c.own_fd);
+        c.own_fd = -1;
+        throw;
+      }
+    }
     // Relaxed: published to the notifier by the seq_cst RMWs of the next arming.
     if (c.group == nullptr) c.own_slot().fd.store(c.own_fd, std::memory_order_relaxed);
   }
@@ -131,6 +141,13 @@ ArmStep arm_begin(detail::SubscriberCore& c) {
   if (w == kWakeArmed) return ArmStep::armed;
   // SYNC(arm), subscriber side: announce; the caller runs the heavy barrier, then arm_finish().
   slot.wake.store(kWakeArmed, std::memory_order_seq_cst);
+  if (c.read_only) {
+    // Another process's topic: its owner counts, queues and re-checks this arming (and runs the
+    // barrier that orders its publishers) once told; our own re-check follows as usual.
+    t.seat_provider()->armed(&slot);
+    n->count_arm();
+    return ArmStep::announced;
+  }
   // seq_cst exchange: either the notifier, which stores queued = 0 before reading `wake`, sees
   // this arming, or we see queued == 0 and push the slot again.
   if (slot.queued.exchange(1, std::memory_order_seq_cst) == 0) (void)t.armed_set().push(c.slot);
@@ -157,7 +174,8 @@ bool arm(detail::SubscriberCore& c) {
     case ArmStep::armed: return true;
     case ArmStep::announced: break;
   }
-  c.topic->notifier()->heavy_barrier();
+  // (Another process's topic: its owner ran the barrier that matters, for its publishers.)
+  if (!c.read_only) c.topic->notifier()->heavy_barrier();
   return arm_finish(c);
 }
 
@@ -350,7 +368,7 @@ WakeGroup::~WakeGroup() {
 std::uint32_t WakeGroup::add(Subscriber& subscriber) {
   auto& c = *subscriber.core_;
   if (c.group != nullptr) throw Error("pushpoll: the subscriber is already in a wake group");
-  check_wakeable(c);
+  check_wakeable(c, true);
   pushpoll::disarm(c);
   std::uint32_t id;
   if (!free_.empty()) {

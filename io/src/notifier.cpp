@@ -330,17 +330,30 @@ class Engine {
     thread_local std::vector<std::uint32_t> keep;
     fds.clear();
     keep.clear();
-    auto ring = topic.ring();
     auto& set = topic.armed_set();
+    auto& state = topic.ring().state();
     rounds_.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     std::uint32_t index;
     std::uint64_t woken = 0, skipped = 0;
+    // A seat (a subscriber of another process) is counted in `armed` by the owner, so its arming
+    // ends here when a round finds it over (seq_cst exchange against seat_armed()'s; relaxed
+    // decrement, as a subscriber's own).
+    const auto end_count = [&state](const detail::WakeTarget& t) {
+      if (t.counted != nullptr && t.counted->exchange(0, std::memory_order_seq_cst) == 1) {
+        state.armed.fetch_sub(1, std::memory_order_relaxed);
+      }
+    };
     while (set.pop(index)) {
-      auto& slot = ring.slot(index);
+      const detail::WakeTarget target = topic.wake_target(index);
+      if (target.slot == nullptr) continue;  // a seat whose process left
+      auto& slot = *target.slot;
       // seq_cst: clear `queued` before reading `wake` (see SubscriberSlot::queued).
-      slot.queued.store(0, std::memory_order_seq_cst);
+      target.queued->store(0, std::memory_order_seq_cst);
       std::uint32_t w = slot.wake.load(std::memory_order_seq_cst);
-      if (w != kWakeArmed) continue;  // disarmed, already notified, or unsubscribed
+      if (w != kWakeArmed) {  // disarmed, already notified, or unsubscribed
+        end_count(target);
+        continue;
+      }
       // Relaxed: the mask was stored before the arming's seq_cst RMWs, which the load of `wake`
       // above read from; it is not changed while the slot is subscribed.
       if ((slot.tag_mask.load(std::memory_order_relaxed) & tags) == 0) {
@@ -351,19 +364,22 @@ class Engine {
       // seq_cst CAS: exactly one of us and the subscriber's disarm ends the arming; only the
       // winner writes the eventfd. The fd was stored before the arming's seq_cst RMWs.
       if (slot.wake.compare_exchange_strong(w, kWakeNotified, std::memory_order_seq_cst)) {
-        const int fd = slot.fd.load(std::memory_order_relaxed);
-        if (fd >= 0) fds.push_back(fd);
+        // Relaxed: the fd was stored before the arming's seq_cst RMWs, which we read above.
+        if (const int fd = target.fd->load(std::memory_order_relaxed); fd >= 0) fds.push_back(fd);
+        end_count(target);
         ++woken;
       }
     }
-    // `armed` is not decremented here: the subscriber does it when it takes the notification,
-    // which always follows its own increment. A round may win the CAS on an arming whose increment
-    // has not happened yet; decrementing here would let the count drop below the slots still
-    // armed, and a publisher reading 0 would skip a subscriber that needs its push.
+    // For a table slot, `armed` is not decremented here: the subscriber does it when it takes the
+    // notification, which always follows its own increment. A round may win the CAS on an arming
+    // whose increment has not happened yet; decrementing here would let the count drop below the
+    // slots still armed, and a publisher reading 0 would skip a subscriber that needs its push. A
+    // seat's count is the owner's, made before it queued the seat: end_count() above.
     for (const std::uint32_t k : keep) {
       // seq_cst: the exchange that marks a slot queued before pushing it, as in arming (see
       // SubscriberSlot::queued): either we push it back or its subscriber does, never both.
-      if (ring.slot(k).queued.exchange(1, std::memory_order_seq_cst) == 0) (void)set.push(k);
+      std::atomic<std::uint32_t>* queued = topic.wake_target(k).queued;
+      if (queued != nullptr && queued->exchange(1, std::memory_order_seq_cst) == 0) (void)set.push(k);
     }
     std::sort(fds.begin(), fds.end());
     fds.erase(std::unique(fds.begin(), fds.end()), fds.end());

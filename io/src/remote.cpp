@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <initializer_list>
+#include <utility>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -45,11 +47,13 @@ struct Hello {
   char text[kTextBytes] = {};
 };
 
-enum Op : std::uint32_t { kTopic = 1, kSeat = 2, kUnseat = 3 };
+enum Op : std::uint32_t { kTopic = 1, kSeat = 2, kUnseat = 3, kWakeFd = 4 };
 
 struct Request {
   std::uint32_t magic = kMagic;
-  std::uint32_t op = kTopic;  // kTopic: the region of topic `name`; kSeat / kUnseat: seat `seat` on it
+  // kTopic: the region of topic `name`; kSeat / kUnseat: seat `seat` on it; kWakeFd: the eventfd
+  // that wakes seat `seat` comes with this request.
+  std::uint32_t op = kTopic;
   std::uint32_t seat = 0;
   std::uint32_t pad = 0;
   char name[kNameBytes] = {};
@@ -102,50 +106,60 @@ int dial(const std::string& path) {
   return fd;
 }
 
-/// Sends one message, with `fd` attached when it is not -1. Never blocks (a peer that does not
-/// read its replies loses its connection instead of holding the server).
-bool send_message(int sock, const void* data, std::size_t bytes, int fd = -1) {
+/// Sends one message, with the descriptors in `fds` attached (at most two). Never blocks (a peer
+/// that does not read its replies loses its connection instead of holding the server).
+bool send_message(int sock, const void* data, std::size_t bytes, std::initializer_list<int> fds = {}) {
   iovec iov{const_cast<void*>(data), bytes};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  if (fd >= 0) {
+  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
+  if (fds.size() != 0) {
     msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
+    msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+    std::memcpy(CMSG_DATA(c), fds.begin(), fds.size() * sizeof(int));
   }
   return ::sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == static_cast<ssize_t>(bytes);
 }
 
-/// Receives one message of exactly `bytes` bytes, and a descriptor if one came with it (else -1).
-/// False on hang-up, on a message of another size, or on an error.
-bool receive_message(int sock, void* data, std::size_t bytes, int* fd, int flags = 0) {
+/// Receives one message of exactly `bytes` bytes, and up to `n` descriptors into `fds` (the rest
+/// -1; any beyond `n` are closed). False, with no descriptor kept, on hang-up, on a message of
+/// another size, or on an error.
+bool receive_message(int sock, void* data, std::size_t bytes, int* fds = nullptr, std::size_t n = 0,
+                     int flags = 0) {
   iovec iov{data, bytes};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))] = {};
   msg.msg_control = control;
   msg.msg_controllen = sizeof(control);
-  const ssize_t n = ::recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
-  int received = -1;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&received, CMSG_DATA(c), sizeof(int));
+  const ssize_t got = ::recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+  for (std::size_t i = 0; i < n; ++i) fds[i] = -1;
+  std::size_t k = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); got >= 0 && c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (k < n) {
+        fds[k++] = fd;
+      } else {
+        ::close(fd);  // nobody asked for it
+      }
+    }
   }
-  if (fd != nullptr) {
-    *fd = received;
-  } else if (received >= 0) {
-    ::close(received);  // nobody asked for one
-  }
-  const bool good = n == static_cast<ssize_t>(bytes) && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == 0;
-  if (!good && fd != nullptr && *fd >= 0) {
-    ::close(*fd);
-    *fd = -1;
+  const bool good = got == static_cast<ssize_t>(bytes) && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == 0;
+  if (!good) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (fds[i] >= 0) ::close(fds[i]);
+      fds[i] = -1;
+    }
   }
   return good;
 }
@@ -164,6 +178,7 @@ namespace {
 /// One admitted peer: its socket, and the page of slots it shares with us alone.
 struct Connection {
   int sock = -1;
+  int doorbell = -1;  // an eventfd the peer writes after it armed a subscriber
   int page_fd = -1;
   detail::SubscriberSlot* page = nullptr;
   struct Seated {
@@ -180,13 +195,22 @@ struct Connection {
     for (const auto& [slot, s] : seated) s.topic->remove_seat(s.id);
     if (page != nullptr) ::munmap(page, kSeatPageBytes);
     if (page_fd >= 0) ::close(page_fd);
+    if (doorbell >= 0) ::close(doorbell);
     if (sock >= 0) ::close(sock);
+  }
+  /// The peer armed some subscribers: do the owner's half of each arming.
+  void ring() noexcept {
+    std::uint64_t count;
+    (void)!::read(doorbell, &count, sizeof(count));
+    for (const auto& [slot, s] : seated) s.topic->seat_armed(s.id);
   }
 };
 
 /// A page of slots for one connection, shared with that peer only: a sealed memfd it can map
 /// writable (its cursors and wake states) but not resize.
 bool make_page(Connection& c) {
+  c.doorbell = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (c.doorbell < 0) return false;
   c.page_fd = ::memfd_create("pushpoll-seats", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (c.page_fd < 0 || ::ftruncate(c.page_fd, kSeatPageBytes) != 0) return false;
   void* p = ::mmap(nullptr, kSeatPageBytes, PROT_READ | PROT_WRITE, MAP_SHARED, c.page_fd, 0);
@@ -228,9 +252,13 @@ void Server::State::run() noexcept {
   std::vector<std::unique_ptr<Connection>> peers;
   std::vector<pollfd> fds;
   for (;;) {
-    // [0] the stop eventfd, [1] the listening socket, then one entry per admitted peer.
+    // [0] the stop eventfd, [1] the listening socket, then two entries per admitted peer: its
+    // socket and its doorbell.
     fds.assign({{stop_fd, POLLIN, 0}, {listen_fd, POLLIN, 0}});
-    for (const auto& p : peers) fds.push_back({p->sock, POLLIN, 0});
+    for (const auto& p : peers) {
+      fds.push_back({p->sock, POLLIN, 0});
+      fds.push_back({p->doorbell, POLLIN, 0});
+    }
     if (::poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       break;
@@ -239,7 +267,8 @@ void Server::State::run() noexcept {
     // Peers first (their entries follow the order of `peers`), then newcomers.
     std::size_t kept = 0;
     for (std::size_t i = 0; i < peers.size(); ++i) {
-      const short r = fds[i + 2].revents;
+      const short r = fds[2 + 2 * i].revents;
+      if (fds[3 + 2 * i].revents & POLLIN) peers[i]->ring();
       bool keep = true;
       if (r & POLLIN) keep = answer(*peers[i]);
       if (r & (POLLHUP | POLLERR | POLLNVAL)) keep = false;  // the peer is gone: unseat it now
@@ -277,14 +306,21 @@ void Server::State::accept_peer(std::vector<std::unique_ptr<Connection>>& peers)
     return;
   }
   hello.may_publish = 0;
-  if (!send_message(c->sock, &hello, sizeof(hello), c->page_fd)) return;
+  if (!send_message(c->sock, &hello, sizeof(hello), {c->page_fd, c->doorbell})) return;
   admitted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   peers.push_back(std::move(c));
 }
 
 bool Server::State::answer(Connection& peer) noexcept {
   Request req;
-  if (!receive_message(peer.sock, &req, sizeof(req), nullptr, MSG_DONTWAIT) || req.magic != kMagic) return false;
+  int passed = -1;  // the descriptor a kWakeFd request carries
+  if (!receive_message(peer.sock, &req, sizeof(req), &passed, 1, MSG_DONTWAIT) || req.magic != kMagic) return false;
+  struct Closer {
+    int& fd;
+    ~Closer() {
+      if (fd >= 0) ::close(fd);
+    }
+  } closer{passed};
   const std::string name(req.name, strnlen(req.name, kNameBytes));
   Reply reply;
   int fd = -1;
@@ -303,6 +339,10 @@ bool Server::State::answer(Connection& peer) noexcept {
     } else if (req.op == kSeat) {
       if (req.seat >= kSeatsPerConnection || peer.seated.count(req.seat) != 0) return false;  // not a client of ours
       peer.seated.emplace(req.seat, Connection::Seated{t, t->add_seat(&peer.page[req.seat])});
+    } else if (req.op == kWakeFd) {
+      auto it = peer.seated.find(req.seat);
+      if (it == peer.seated.end() || it->second.topic != t || passed < 0) return false;
+      it->second.topic->set_seat_fd(it->second.id, std::exchange(passed, -1));  // the topic owns it now
     } else if (req.op == kUnseat) {
       auto it = peer.seated.find(req.seat);
       if (it == peer.seated.end() || it->second.topic != t) return false;
@@ -316,7 +356,8 @@ bool Server::State::answer(Connection& peer) noexcept {
     set_text(reply.text, e.what());
     fd = -1;
   }
-  return send_message(peer.sock, &reply, sizeof(reply), reply.status == kOk ? fd : -1);
+  if (reply.status == kOk && fd >= 0) return send_message(peer.sock, &reply, sizeof(reply), {fd});
+  return send_message(peer.sock, &reply, sizeof(reply));
 }
 
 void Server::State::shut() noexcept {
@@ -418,6 +459,7 @@ std::uint64_t Server::refused() const noexcept { return state_->refused.load(std
 /// and the topics it mapped.
 struct Remote::State final : detail::SeatProvider {
   int sock = -1;
+  int doorbell = -1;  // written after arming a subscriber: the server does the owner's half
   std::string path;
   std::shared_ptr<detail::Notifier> notifier;
   detail::SubscriberSlot* page = nullptr;
@@ -427,15 +469,16 @@ struct Remote::State final : detail::SeatProvider {
 
   ~State() override {
     if (page != nullptr) ::munmap(page, kSeatPageBytes);
+    if (doorbell >= 0) ::close(doorbell);
     if (sock >= 0) ::close(sock);
   }
-  /// Sends `req` and receives the reply (and a descriptor with it when `fd` is given). Caller holds
-  /// the mutex. Throws Closed when the server is gone.
-  Reply ask(Request& req, std::string_view name, int* fd = nullptr) {
+  /// Sends `req` (with `pass` attached unless -1) and receives the reply (and a descriptor with
+  /// it when `fd` is given). Caller holds the mutex. Throws Closed when the server is gone.
+  Reply ask(Request& req, std::string_view name, int* fd = nullptr, int pass = -1) {
     std::memcpy(req.name, name.data(), name.size());
     Reply reply;
-    if (!send_message(sock, &req, sizeof(req)) || !receive_message(sock, &reply, sizeof(reply), fd) ||
-        reply.magic != kMagic) {
+    const bool sent = pass >= 0 ? send_message(sock, &req, sizeof(req), {pass}) : send_message(sock, &req, sizeof(req));
+    if (!sent || !receive_message(sock, &reply, sizeof(reply), fd, fd != nullptr ? 1 : 0) || reply.magic != kMagic) {
       throw Closed("pushpoll: the hub at " + path + " is gone (no answer about topic '" + std::string(name) + "')");
     }
     return reply;
@@ -469,6 +512,22 @@ struct Remote::State final : detail::SeatProvider {
     }
     free_seats.push_back(req.seat);
   }
+  void set_wake_fd(Topic& topic, detail::SubscriberSlot* slot, int fd) override {
+    std::lock_guard lock(mutex);
+    Request req;
+    req.op = kWakeFd;
+    req.seat = static_cast<std::uint32_t>(slot - page);
+    const Reply reply = ask(req, topic.name(), nullptr, fd);
+    if (reply.status != kOk) throw Error(text_of(reply.text));
+  }
+  void armed(detail::SubscriberSlot*) noexcept override {
+    const std::uint64_t one = 1;
+    (void)!::write(doorbell, &one, sizeof(one));
+  }
+  [[nodiscard]] bool owner_alive() const noexcept override {
+    pollfd p{sock, POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) == 0;
+  }
 };
 
 Remote connect(std::string path) {
@@ -483,17 +542,22 @@ Remote connect(std::string path) {
   const timeval limit{10, 0};
   (void)::setsockopt(s->sock, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
   Hello hello;
-  int page_fd = -1;
-  if (!receive_message(s->sock, &hello, sizeof(hello), &page_fd) || hello.magic != kMagic) {
+  int passed[2] = {-1, -1};  // the page of slots, the doorbell
+  if (!receive_message(s->sock, &hello, sizeof(hello), passed, 2) || hello.magic != kMagic) {
     throw Error("pushpoll: " + path + " did not answer as a pushpoll hub");
   }
+  const int page_fd = passed[0];
+  s->doorbell = passed[1];  // closed with the state from here on
   if (hello.status == kRefused) throw Refused(text_of(hello.text));
   if (hello.version != kVersion) {
     if (page_fd >= 0) ::close(page_fd);
     throw Error("pushpoll: the hub at " + path + " speaks version " + std::to_string(hello.version) + ", not " +
                 std::to_string(kVersion));
   }
-  if (hello.status != kOk || page_fd < 0) throw Error(text_of(hello.text));
+  if (hello.status != kOk || page_fd < 0 || s->doorbell < 0) {
+    if (page_fd >= 0) ::close(page_fd);
+    throw Error(hello.status != kOk ? text_of(hello.text) : "pushpoll: " + path + " sent no page of slots");
+  }
   struct stat st{};
   void* page = MAP_FAILED;
   if (::fstat(page_fd, &st) == 0 && static_cast<std::size_t>(st.st_size) == kSeatPageBytes) {
@@ -527,11 +591,7 @@ Remote::~Remote() {
   state_->topics.clear();
 }
 
-bool Remote::connected() const noexcept {
-  if (!state_ || state_->sock < 0) return false;
-  pollfd p{state_->sock, POLLRDHUP, 0};
-  return ::poll(&p, 1, 0) == 0;
-}
+bool Remote::connected() const noexcept { return state_ && state_->owner_alive(); }
 
 Topic& Remote::topic(std::string_view name) {
   if (!state_) throw Closed("pushpoll: this Remote was moved from");

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <cstdio>
 #include <limits>
+#include <mutex>
 #include <set>
 
 #include "wake_test_support.hpp"
@@ -277,13 +278,6 @@ TEST_F(CrossProcess, PublishingThroughAMappedTopicIsRefused) {
     }
     t.close();  // only the owner closes its topics
     if (t.closed()) return 41;
-    Subscriber sub = t.subscribe(Start::oldest);
-    try {
-      (void)sub.arm();
-      return 42;
-    } catch (const Error& e) {
-      if (std::string(e.what()).find("another process") == std::string::npos) return 43;
-    }
     return refused == 3 ? 0 : 40;
   });
   EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
@@ -631,6 +625,140 @@ TEST_F(CrossProcess, UntrustedCursorsAreClampedAndTheirSlotDetachedLikeAStalledR
   ::waitpid(vandal, nullptr, 0);
   EXPECT_EQ(read, 200u);
   EXPECT_GE(t.stats().detaches, 1u);
+}
+
+// ---- remote readers are pushed ------------------------------------------------------------------
+
+/// In a child: `rounds` times, reads everything, then parks in wait(); each message carries its
+/// seq. Exit 0 if every message came once, in order, and no wait needed its safety net (each
+/// returned well within it, and none timed out).
+int park_and_read(const std::string& path, std::uint64_t count, const Gate& ready) {
+  pushpoll::Remote remote = pushpoll::connect(path);
+  Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
+  ready.open();
+  std::uint64_t next = 0;
+  while (next < count) {
+    for (Batch b = sub.poll(); !b.empty(); b = sub.poll()) {
+      for (const Message& m : b) {
+        if (word_of(m) != next) return 90;
+        ++next;
+      }
+    }
+    if (next == count) break;
+    const auto start = Clock::now();
+    if (!sub.wait(5s)) return 91;                      // timed out: no push came
+    if (Clock::now() - start > 700ms) return 92;       // the safety net found it, not a push
+  }
+  return 0;
+}
+
+TEST_F(CrossProcess, AParkedRemoteReaderIsPushedByEveryPublish) {
+  Topic& t = topic();
+  Server server = serve(*hub_, path_);
+  Gate ready;
+  std::thread publisher([&] {
+    ready.pass();
+    for (std::uint64_t i = 0; i < 200; ++i) {
+      t.publish(bytes_of(i));
+      std::this_thread::sleep_for(1ms);  // let the reader park between most messages
+    }
+  });
+  const ChildEnd end = run_child([&] { return park_and_read(path_, 200, ready); });
+  publisher.join();
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+  EXPECT_GT(hub_->wake_stats().wakeups_sent, 0u);
+}
+
+TEST_F(CrossProcess, NoWakeUpIsLostWhileProducersRaceTheRemoteArming) {
+  TopicOptions o;
+  o.capacity = 1 << 16;
+  Topic& t = topic(o);
+  Server server = serve(*hub_, path_);
+  constexpr std::uint64_t kTotal = 6000;
+  Gate ready;
+  std::mutex order;  // one publish at a time over both threads, so that each payload is its seq
+  std::uint64_t next = 0;
+  std::thread driver([&] {
+    ready.pass();
+    std::vector<std::thread> producers;
+    for (std::uint64_t p = 0; p < 2; ++p) {
+      producers.emplace_back([&, p] {
+        std::uint64_t x = p + 1;
+        for (std::uint64_t k = 0; k < kTotal / 2; ++k) {
+          {
+            std::lock_guard lock(order);
+            t.publish(bytes_of(next++));
+          }
+          x = x * 6364136223846793005u + 1442695040888963407u;  // jitter: bursts and pauses
+          if ((x >> 61) == 0) std::this_thread::sleep_for(std::chrono::microseconds((x >> 32) % 300));
+        }
+      });
+    }
+    for (auto& th : producers) th.join();
+  });
+  const ChildEnd end = run_child([&] { return park_and_read(path_, kTotal, ready); }, 60s);
+  driver.join();
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+}
+
+TEST_F(CrossProcess, APolledFdBecomesReadableAtThePushAndCloseEndsTheWait) {
+  Topic& t = topic();
+  Server server = serve(*hub_, path_);
+  Gate ready, armed;
+  std::thread owner([&] {
+    ready.pass();
+    armed.pass();
+    std::this_thread::sleep_for(20ms);
+    t.publish(bytes_of(std::uint64_t{0}));
+    std::this_thread::sleep_for(50ms);
+    t.close();
+  });
+  const ChildEnd end = run_child([&] {
+    pushpoll::Remote remote = pushpoll::connect(path_);
+    Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
+    ready.open();
+    if (!sub.arm()) return 100;  // nothing published yet: it must arm
+    armed.open();
+    if (!readable(sub.fd(), 5s)) return 101;
+    Batch b = sub.poll();
+    if (b.size() != 1) return 102;
+    b.release();
+    try {
+      for (int i = 0; i < 10; ++i) (void)sub.wait(5s);
+    } catch (const Closed&) {
+      return 0;
+    }
+    return 103;
+  });
+  owner.join();
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+}
+
+TEST_F(CrossProcess, TheOwnersDeathEndsARemoteWaitWithClosed) {
+  Gate serving;
+  const pid_t owner = ::fork();
+  if (owner == 0) {
+    HubOptions ho;
+    ho.memory = std::make_shared<io::SharedMemory>();
+    Hub hub(ho);
+    hub.topic("trades").publish(bytes_of(std::uint64_t{0}));
+    Server s = serve(hub, path_);
+    serving.open();
+    for (;;) ::pause();
+  }
+  serving.pass();
+  pushpoll::Remote remote = pushpoll::connect(path_);
+  Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
+  EXPECT_EQ(sub.poll().size(), 1u);
+  std::thread killer([&] {
+    std::this_thread::sleep_for(50ms);
+    ::kill(owner, SIGKILL);
+    ::waitpid(owner, nullptr, 0);
+  });
+  const auto start = Clock::now();
+  EXPECT_THROW((void)sub.wait(10s), Closed);
+  killer.join();
+  EXPECT_LT(Clock::now() - start, 3s) << "the wait outlived its owner for more than the safety net";
 }
 
 }  // namespace

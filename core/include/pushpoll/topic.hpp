@@ -71,6 +71,24 @@ class SeatProvider {
   virtual SubscriberSlot* take_seat(Topic& topic) = 0;
   /// Unregisters and frees a slot from take_seat().
   virtual void return_seat(Topic& topic, SubscriberSlot* slot) noexcept = 0;
+  /// Hands the owner the eventfd that wakes the subscriber in `slot` (the owner keeps its own
+  /// descriptor of it). Throws Error.
+  virtual void set_wake_fd(Topic& topic, SubscriberSlot* slot, int fd) = 0;
+  /// The subscriber in `slot` stored wake = armed: the owner does the rest of the arming for it
+  /// (counts it, queues it, runs its barrier, re-checks; Topic::seat_armed()).
+  virtual void armed(SubscriberSlot* slot) noexcept = 0;
+  /// Whether the owner's process still answers. A hint: false once its connection hung up.
+  [[nodiscard]] virtual bool owner_alive() const noexcept = 0;
+};
+
+/// What the notifier needs of an armed subscriber: its slot (null: gone), its armed-set flag, where
+/// the eventfd to write is kept (for a seat, the owner's copy, never the slot's), and, for a seat,
+/// the flag of its count in `armed` (which the owner keeps).
+struct WakeTarget {
+  SubscriberSlot* slot = nullptr;
+  std::atomic<std::uint32_t>* queued = nullptr;
+  std::atomic<std::int32_t>* fd = nullptr;
+  std::atomic<std::uint32_t>* counted = nullptr;
 };
 
 /// What a claim got: its first seq, where its bytes start (before any lap-end skip), where they end,
@@ -147,9 +165,10 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// Closes the topic: publishing and subscribing throw Closed; subscribers may still poll what is
   /// retained. Idempotent. [any thread]
   void close() noexcept;
+  /// Closed by its owner; for another process's topic (view()), also once that process is gone.
   [[nodiscard]] bool closed() const noexcept {
     // Acquire: pairs with the seq_cst exchange in close(); a caller that sees it sees the close.
-    return ring_.state().closed.load(std::memory_order_acquire) != 0;
+    return ring_.state().closed.load(std::memory_order_acquire) != 0 || (read_only_ && owner_gone());
   }
 
   /// Internal: the shared region, for io/ and tests.
@@ -179,13 +198,25 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// head] is clamped, never followed. Returns the seat's id; throws Error when all are taken.
   /// [any thread]
   std::uint32_t add_seat(detail::SubscriberSlot* slot);
-  /// Internal: unseats it (its process left); returns once no retirer can still read the slot, so
-  /// that its memory may be unmapped. [any thread]
+  /// Internal: unseats it (its process left); returns once no retirer or notifier round can still
+  /// read the slot, so that its memory may be unmapped. [any thread]
   void remove_seat(std::uint32_t id) noexcept;
+  /// Internal: the eventfd (the owner's descriptor, which it now owns) that wakes seat `id`.
+  void set_seat_fd(std::uint32_t id, int fd) noexcept;
+  /// Internal, the owner's half of a seat's arming (its process stored wake = armed and told us):
+  /// counts it in `armed`, queues it, runs the heavy barrier and re-checks its cursor, waking it
+  /// at once if messages (or a close) are there. SYNC(arm) with this process's publishers.
+  void seat_armed(std::uint32_t id) noexcept;
+  /// Internal, for the notifier: the subscriber behind an armed-set entry.
+  [[nodiscard]] detail::WakeTarget wake_target(std::uint32_t index) noexcept;
   /// Seats a topic has: subscribers of other processes at once.
   static constexpr std::uint32_t kMaxSeats = 4096;
+  /// Armed-set entries at and above this name seats (entry - kSeatBase), below it table slots.
+  static constexpr std::uint32_t kSeatBase = 1u << 31;
   /// Internal: this topic is another process's, mapped read-only (view()).
   [[nodiscard]] bool read_only() const noexcept { return read_only_; }
+  /// Internal: where its subscribers' seats come from (view()), or null.
+  [[nodiscard]] detail::SeatProvider* seat_provider() const noexcept { return seat_provider_.get(); }
   /// Internal, for io's Server: the region and its size.
   [[nodiscard]] std::byte* region() const noexcept { return region_; }
   [[nodiscard]] std::size_t region_bytes() const noexcept { return region_bytes_; }
@@ -291,6 +322,8 @@ class Topic : public std::enable_shared_from_this<Topic> {
   static void check_tag(unsigned tag);
   [[noreturn]] void throw_full(std::uint64_t published) const;
   [[noreturn]] void throw_read_only() const;
+  /// A view whose owner's process no longer answers (its connection hung up).
+  [[nodiscard]] bool owner_gone() const noexcept;
 
   std::string name_;
   TopicOptions options_;
@@ -317,6 +350,14 @@ class Topic : public std::enable_shared_from_this<Topic> {
     // The retirer's note of its cursor when a stall began: kept here, where its process cannot
     // write it. Only touched under `retiring`.
     std::uint64_t stall_cursor = 0;
+    // The owner's side of the seat's wake state, where its process cannot write either: in the
+    // armed set (as SubscriberSlot::queued), counted in `armed` (exchanged 0 <-> 1 by seat_armed()
+    // and the notifier, seq_cst, so that exactly one increment meets one decrement), and the
+    // owner's descriptor of its eventfd (written under seats_mutex_; relaxed loads by rounds,
+    // published by the seq_cst exchanges of the arming).
+    std::atomic<std::uint32_t> queued{0};
+    std::atomic<std::uint32_t> counted{0};
+    std::atomic<std::int32_t> fd{-1};
   };
   std::atomic<Seat*> seats_{nullptr};       // acquire by the retirer, release once by add_seat()
   std::atomic<std::uint32_t> seats_high_{0};  // one past the highest seat ever taken
