@@ -24,10 +24,15 @@
 
 #include <boost/lockfree/spsc_queue.hpp>
 
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <algorithm>
 #include <exception>
@@ -39,7 +44,9 @@
 #include <vector>
 
 #include "bench_util.hpp"
+#include "pushpoll/io/shared_memory.hpp"
 #include "pushpoll/pushpoll.hpp"
+#include "pushpoll/remote.hpp"
 
 #if defined(PUSHPOLL_BENCH_HAVE_ZMQ)
 #include <cerrno>
@@ -533,6 +540,119 @@ BENCHMARK(BM_PushpollCasOnly_OneToOne)
 void BM_PushpollSingleProducer_OneToOne(benchmark::State& state) { pushpoll_one_to_one(state, true); }
 BENCHMARK(BM_PushpollSingleProducer_OneToOne)
     ->Apply(one_to_one_sizes);
+
+// ---- across a process boundary ------------------------------------------------------------------
+
+/// What the producer (this process) and a consumer process share: an anonymous shared page.
+struct CrossLink {
+  // Writer: the consumer process, once per batch (release); reader: the producer (acquire).
+  alignas(pushpoll::detail::kCacheLine) std::atomic<std::uint64_t> consumed{0};
+  // Writer: the producer (release) when it is done; reader: the consumer.
+  alignas(pushpoll::detail::kCacheLine) std::atomic<bool> stop{false};
+  // Writer: the consumer (release): 1 subscribed, 2 subscribed and pinned; -1 failed.
+  std::atomic<int> state{0};
+  char error[200] = {};
+};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "shared between processes");
+
+/// The consumer process: connects to the hub at `path`, subscribes to "bench" from the oldest and
+/// spins on poll(), checking every message as consume_topic() does for one producer.
+[[noreturn]] void remote_consumer(CrossLink& link, const std::string& path, std::size_t bytes) {
+  const auto fail = [&](const std::string& what) {
+    std::snprintf(link.error, sizeof(link.error), "%s", what.c_str());
+    link.state.store(-1, std::memory_order_release);
+    ::_exit(1);
+  };
+  try {
+    const bool pinned = pushpoll::bench::pin_this_thread(1);
+    pushpoll::Remote remote = pushpoll::connect(path);
+    pushpoll::Subscriber sub = remote.topic("bench").subscribe(pushpoll::Start::oldest);
+    link.state.store(pinned ? 2 : 1, std::memory_order_release);
+    std::uint64_t expected = 0, sink = 0;
+    for (;;) {
+      pushpoll::Batch batch = sub.poll(kPollMax);
+      if (batch.empty()) {
+        if (link.stop.load(std::memory_order_acquire)) break;
+        continue;  // the loop a user writes: poll again at once
+      }
+      if (batch.gap() != 0) fail(mismatch("gap", 0, batch.gap()));
+      for (const pushpoll::Message& m : batch) {
+        if (m.seq != expected || m.data.size() != bytes) fail(mismatch("seq", expected, m.seq));
+        if (read_counter(m.data.data()) != m.seq) fail(mismatch("payload counter", m.seq, read_counter(m.data.data())));
+        sink += static_cast<std::uint8_t>(m.data[bytes - 1]);
+        ++expected;
+      }
+      if (!batch.release()) fail("a batch was overwritten while held (Overflow::block)");
+      link.consumed.store(expected, std::memory_order_release);
+    }
+    benchmark::DoNotOptimize(sink);
+  } catch (const std::exception& e) {
+    fail(std::string("consumer threw: ") + e.what());
+  }
+  ::_exit(0);
+}
+
+// BM_Pushpoll_OneToOne with the consumer in another process: a forked child that connects to the
+// hub's socket, maps the topic read-only, and spins on poll() (its cursor gates the producer from
+// its page of slots). Its ratio to BM_Pushpoll_OneToOne in the same run is the cost of the boundary.
+void BM_PushpollRemote_OneToOne(benchmark::State& state) {
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  const auto n = static_cast<std::uint64_t>(state.range(1));
+  pushpoll::HubOptions hub_options;
+  hub_options.memory = std::make_shared<pushpoll::io::SharedMemory>();
+  pushpoll::Hub hub(hub_options);
+  pushpoll::Topic& topic = hub.topic("bench", bench_topic_options(false));
+  char dir[] = "/tmp/pushpoll-bench-XXXXXX";
+  if (::mkdtemp(dir) == nullptr) return state.SkipWithError("mkdtemp failed");
+  const std::string path = std::string(dir) + "/hub.sock";
+  pushpoll::Server server = pushpoll::serve(hub, path);
+  void* page = ::mmap(nullptr, sizeof(CrossLink), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  auto* link = new (page) CrossLink{};
+  const pid_t child = ::fork();
+  if (child == 0) remote_consumer(*link, path, bytes);
+  int ready = 0;
+  while ((ready = link->state.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+  std::vector<std::byte> message(bytes, kFiller);
+  std::uint64_t sent = 0;
+  const auto consumed = [&](std::uint64_t target) {
+    while (link->consumed.load(std::memory_order_acquire) < target) {
+      if (link->state.load(std::memory_order_acquire) < 0) return false;
+      cpu_relax();
+    }
+    return true;
+  };
+  const auto step = [&](std::uint64_t count) {
+    for (std::uint64_t i = 0; i < count; ++i, ++sent) {
+      write_counter(message.data(), sent);
+      topic.publish(message);
+    }
+    return consumed(sent);
+  };
+  {
+    ScopedPin pin(0);
+    if (ready < 0 || !step(one_lap(pushpoll::detail::record_bytes(bytes), n))) {
+      state.SkipWithError(link->error);
+    } else {
+      for (auto _ : state) {
+        if (!step(n)) {
+          state.SkipWithError(link->error);
+          break;
+        }
+      }
+    }
+    report(state, n, bytes, ready == 2 && pin.pinned());
+  }
+  link->stop.store(true, std::memory_order_release);
+  ::waitpid(child, nullptr, 0);
+  ::munmap(page, sizeof(CrossLink));
+  server.close();
+  ::rmdir(dir);
+}
+BENCHMARK(BM_PushpollRemote_OneToOne)
+    ->ArgNames({"bytes", "msgs", "idle"})
+    ->Args({64, kMessagesPerIteration, 0})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // ---- many producers, one consumer ---------------------------------------------------------------
 
