@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "pushpoll/pushpoll.hpp"
+#include "pushpoll/remote.hpp"
 
 namespace pushpoll::python {
 
@@ -79,9 +80,14 @@ struct GroupState;
 
 /// Shared by every Python object that belongs to one hub: the C++ Hub is destroyed when the last of
 /// them is, so Hub.close() only closes (Subscriber and Claim values must not outlive a C++ Hub).
+/// For topics of another process (pushpoll.connect()), the connection instead: `remote`.
 struct HubState {
-  explicit HubState(HubOptions options) : hub(std::move(options)) {}
-  Hub hub;
+  explicit HubState(HubOptions options) : local(std::in_place, std::move(options)) {}
+  explicit HubState(Remote r) : remote(std::move(r)) {}
+  /// The hub; only for a state made from HubOptions (PyHub's).
+  [[nodiscard]] Hub& hub() noexcept { return *local; }
+  std::optional<Hub> local;
+  std::optional<Remote> remote;
 };
 
 struct PinObject;
@@ -127,7 +133,7 @@ struct GroupState {
     py::object object;  // the Python Subscriber; touched with the GIL only
     std::shared_ptr<SubState> state;
   };
-  explicit GroupState(std::shared_ptr<HubState> h) : hub(std::move(h)), group(hub->hub) {}
+  explicit GroupState(std::shared_ptr<HubState> h) : hub(std::move(h)), group(hub->hub()) {}
   GroupState(const GroupState&) = delete;
   GroupState& operator=(const GroupState&) = delete;
 
@@ -155,6 +161,24 @@ struct PyTopic {
   std::shared_ptr<HubState> hub;
   Topic* topic;
 };
+
+/// The Python Server (Hub.serve()). Declared hub first: the server stops before its hub can go.
+struct PyServer {
+  std::shared_ptr<HubState> hub;
+  Server server;
+  bool closed = false;
+};
+
+/// The Python Remote (pushpoll.connect()): the connection, shared with the topics and subscribers
+/// it hands out.
+struct PyRemote {
+  std::shared_ptr<HubState> state;
+};
+
+/// Hub.serve() (register_remote.cpp).
+PyServer serve_hub(PyHub& self, const std::string& path, const std::vector<uid_t>& subscriber_uids,
+                   const std::vector<gid_t>& subscriber_gids, const std::vector<uid_t>& publisher_uids,
+                   const std::vector<gid_t>& publisher_gids);
 
 /// The Python Subscriber.
 struct PySubscriber {
@@ -382,5 +406,6 @@ void register_topic(py::module_& m);
 void register_subscriber(py::module_& m);
 void register_batch(py::module_& m);
 void register_wake(py::module_& m);
+void register_remote(py::module_& m);
 
 }  // namespace pushpoll::python

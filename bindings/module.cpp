@@ -16,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   pushpoll::python::register_topic(m);
   pushpoll::python::register_subscriber(m);
   pushpoll::python::register_wake(m);
+  pushpoll::python::register_remote(m);
 }

@@ -1,5 +1,5 @@
 // Exceptions: pushpoll::Error and its subclasses become pushpoll.Error, Full, Closed, InvalidCursor,
-// MessageTooLarge and ClaimExpired (same hierarchy), carrying the C++ message. Also the fast-call
+// MessageTooLarge, ClaimExpired and Refused (same hierarchy), carrying the C++ message. Also the fast-call
 // helpers.
 #include <new>
 #include <stdexcept>
@@ -16,6 +16,7 @@ PyObject* closed_type = nullptr;
 PyObject* invalid_cursor_type = nullptr;
 PyObject* too_large_type = nullptr;
 PyObject* claim_expired_type = nullptr;
+PyObject* refused_type = nullptr;
 
 PyObject* new_exception(py::module_& m, const char* name, const char* doc, PyObject* base) {
   // Named "pushpoll.X": that is where users import it from, and where pickle looks for it.
@@ -51,6 +52,8 @@ bool set_pushpoll_error(std::exception_ptr p) {
     PyErr_SetString(too_large_type, e.what());
   } catch (const ClaimExpired& e) {
     PyErr_SetString(claim_expired_type, e.what());
+  } catch (const Refused& e) {
+    PyErr_SetString(refused_type, e.what());
   } catch (const Interrupted& e) {
     // The interrupt check left the signal handler's exception (KeyboardInterrupt) set: keep it.
     if (PyErr_Occurred() == nullptr) PyErr_SetString(error_type, e.what());
@@ -167,6 +170,17 @@ void register_errors(py::module_& m) {
       "Messages whose publisher stalled between claiming and committing them for longer than the "
       "topic's claim_timeout: they went out as aborted messages.",
       error_type);
+  // Both a pushpoll.Error and a PermissionError: `except PermissionError` catches it too.
+  {
+    PyObject* bases = PyTuple_Pack(2, error_type, PyExc_PermissionError);
+    if (bases == nullptr) throw py::error_already_set();
+    refused_type = new_exception(
+        m, "Refused",
+        "Not allowed: the hub's server does not admit this process's user or group, or a publish "
+        "on a topic of another process. Also a PermissionError.",
+        bases);
+    Py_DECREF(bases);
+  }
   // Functions bound through pybind11 raise the same classes.
   py::register_exception_translator([](std::exception_ptr p) {
     if (p && !set_pushpoll_error(p)) std::rethrow_exception(p);

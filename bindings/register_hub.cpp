@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "common.hpp"
+#include "pushpoll/io/shared_memory.hpp"
 
 namespace pushpoll::python {
 namespace {
@@ -30,7 +31,7 @@ NotifyMode parse_mode(std::string_view name) {
 
 // The backend in use: the hub resolved "auto" to one of the others when it was made.
 std::string backend_name(const PyHub& self) {
-  return std::string(to_string(self.state->hub.backend()));
+  return std::string(to_string(self.state->hub().backend()));
 }
 
 Overflow parse_overflow(std::string_view name) {
@@ -52,7 +53,7 @@ PyTopic topic(PyHub& self, std::string_view name, std::optional<std::uint64_t> c
               std::optional<double> publish_timeout, std::optional<double> stall_timeout,
               std::optional<std::uint32_t> max_subscribers, std::optional<double> claim_timeout,
               std::optional<std::uint64_t> index_size) {
-  Hub& hub = self.state->hub;
+  Hub& hub = self.state->hub();
   const bool defaults = !capacity && !max_message && !overflow && !publish_timeout &&
                         !stall_timeout && !max_subscribers && !claim_timeout && !index_size;
   if (defaults) return PyTopic{self.state, &hub.topic(name)};
@@ -88,7 +89,7 @@ PyStructSequence_Desc wake_stats_desc = {
     wake_stats_fields, static_cast<int>(std::size(wake_stats_fields) - 1)};  // without the sentinel
 
 py::object wake_stats(const PyHub& self) {
-  const WakeStats w = self.state->hub.wake_stats();
+  const WakeStats w = self.state->hub().wake_stats();
   const std::uint64_t values[] = {w.wakeups_sent, w.wakeups_coalesced, w.wakeups_skipped, w.rounds,
                                   w.notifier_syscalls, w.subscriber_syscalls, w.arms,
                                   w.wakeups_recovered};
@@ -105,7 +106,7 @@ py::object wake_stats(const PyHub& self) {
 
 void close(PyHub& self) {
   self.closed = true;
-  self.state->hub.close();
+  self.state->hub().close();
 }
 
 }  // namespace
@@ -123,23 +124,25 @@ or a sandbox refuses io_uring), "io_uring" (raises Error if refused) or "syscall
 ``mode`` chooses where: "publisher" (in the publishing thread, right after the commit:
 lowest latency) or "background" (in a notifier thread: publishers make no syscalls, and
 pushes within ``coalesce_window`` seconds are merged). ``sqpoll``: io_uring with a kernel
-submission thread where the kernel permits it (plain io_uring otherwise).
+submission thread where the kernel permits it (plain io_uring otherwise). ``shared``: topics
+live in shared memory, so that serve() can offer them to other processes.
 
 close() closes every topic; the hub's memory is freed only when its last topic, subscriber
 and batch objects are gone too, so objects may be closed and collected in any order. A
 context manager that closes the hub on exit. Safe to use from several threads.
 )doc")
       .def(py::init([](const std::string& backend, const std::string& mode, double coalesce_window,
-                       bool sqpoll) {
+                       bool sqpoll, bool shared) {
              HubOptions options;
              options.backend = parse_backend(backend);
              options.mode = parse_mode(mode);
              options.coalesce_window = duration_option("coalesce_window", coalesce_window);
              options.sqpoll = sqpoll;
+             if (shared) options.memory = std::make_shared<io::SharedMemory>();
              return PyHub{std::make_shared<HubState>(std::move(options))};
            }),
            py::arg("backend") = "auto", py::kw_only(), py::arg("mode") = "publisher",
-           py::arg("coalesce_window") = 50e-6, py::arg("sqpoll") = false)
+           py::arg("coalesce_window") = 50e-6, py::arg("sqpoll") = false, py::arg("shared") = false)
       .def_property_readonly(
           "backend", &backend_name,
           "The wake-up backend in use, after any fallback: \"io_uring\" or \"syscall\".")
@@ -167,9 +170,23 @@ max_subscribers: size of the subscriber table (default 16384).
 
 Raises pushpoll.Error for invalid options, pushpoll.Closed after close().
 )doc")
+      .def("serve", &serve_hub, py::arg("path"), py::kw_only(),
+           py::arg("subscriber_uids") = std::vector<uid_t>{}, py::arg("subscriber_gids") = std::vector<gid_t>{},
+           py::arg("publisher_uids") = std::vector<uid_t>{}, py::arg("publisher_gids") = std::vector<gid_t>{},
+           R"doc(
+Serves this hub's topics to other processes at ``path``, an AF_UNIX socket (at most 107 bytes);
+returns the Server. The hub must be made with shared=True.
+
+Processes running as the hub's own user are admitted, and those whose uid is in
+``subscriber_uids`` (or primary gid in ``subscriber_gids``); the kernel says who a peer is
+(SO_PEERCRED), and a peer not admitted gets pushpoll.Refused. Publishing from other processes
+is refused for now, whatever ``publisher_uids`` and ``publisher_gids`` say. A socket file left
+by a process that no longer answers is replaced; raises Error if a process serves there, or if
+``path`` is something else.
+)doc")
       .def("wake_stats", &wake_stats,
            "What the wake-up machinery has done (all topics): a WakeStats named tuple.")
-      .def("topic_names", [](const PyHub& self) { return self.state->hub.topic_names(); },
+      .def("topic_names", [](const PyHub& self) { return self.state->hub().topic_names(); },
            "Names of the hub's topics, sorted.")
       .def("close", &close,
            "Closes every topic: publishing and subscribing raise Closed; subscribers may still poll "
@@ -180,7 +197,7 @@ Raises pushpoll.Error for invalid options, pushpoll.Closed after close().
       .def("__exit__", [](PyHub& self, const py::args&) { close(self); }, "Closes the hub.")
       .def("__repr__", [](const PyHub& self) {
         return "<pushpoll.Hub backend=" + backend_name(self) +
-               " topics=" + std::to_string(self.state->hub.topic_names().size()) +
+               " topics=" + std::to_string(self.state->hub().topic_names().size()) +
                (self.closed ? " closed>" : ">");
       });
 }

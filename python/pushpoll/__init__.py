@@ -11,6 +11,11 @@
     sub.wait(timeout=1.0)                 # sleeps (without the GIL) until pushed
     async for batch in sub: ...           # asyncio: loop.add_reader on sub.fileno()
 
+    # other processes read the same topics in place, read-only:
+    hub = pushpoll.Hub(shared=True); server = hub.serve("/run/app/hub.sock")
+    remote = pushpoll.connect("/run/app/hub.sock")  # in the other process
+    sub = remote.topic("trades").subscribe()
+
 The classes come from the compiled module ``pushpoll._core``; see their docstrings (or the stubs
 in ``_core.pyi``) for the API and the zero-copy rule of ``Batch``. The asyncio glue lives in
 ``pushpoll._aio``.
@@ -30,12 +35,16 @@ try:
         InvalidCursor,
         Message,
         MessageTooLarge,
+        Refused,
+        Remote,
+        Server,
         Subscriber,
         Topic,
         TopicStats,
         WakeGroup,
         WakeStats,
         __version__,
+        connect,
     )
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on how the package was installed
     if exc.name != __name__ + "._core":
@@ -60,6 +69,9 @@ __all__ = [
     "InvalidCursor",
     "Message",
     "MessageTooLarge",
+    "Refused",
+    "Remote",
+    "Server",
     "Subscriber",
     "Topic",
     "TopicStats",
@@ -69,6 +81,7 @@ __all__ = [
     "AsyncReady",
     "next_batch",
     "next_ready",
+    "connect",
     "__version__",
 ]
 

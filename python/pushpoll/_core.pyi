@@ -4,7 +4,7 @@ python/tests/test_stubs.py checks that these names match the module.
 """
 
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Literal, NamedTuple, Optional, Union
 
 if sys.version_info >= (3, 12):
@@ -46,6 +46,10 @@ class ClaimExpired(Error):
 class MessageTooLarge(Error):
     """A message larger than the topic's max_message, or a batch that cannot fit the ring."""
 
+class Refused(Error, PermissionError):
+    """Not allowed: the hub's server does not admit this process's user or group, or a publish
+    on a topic of another process. Also a PermissionError."""
+
 class Hub:
     """Owns topics by name, and the notifier that wakes their subscribers.
 
@@ -54,7 +58,8 @@ class Hub:
     ``mode`` chooses where: "publisher" (in the publishing thread, right after the commit:
     lowest latency) or "background" (in a notifier thread: publishers make no syscalls, and
     pushes within ``coalesce_window`` seconds are merged). ``sqpoll``: io_uring with a kernel
-    submission thread where the kernel permits it (plain io_uring otherwise).
+    submission thread where the kernel permits it (plain io_uring otherwise). ``shared``: topics
+    live in shared memory, so that serve() can offer them to other processes.
 
     close() closes every topic; the hub's memory is freed only when its last topic, subscriber
     and batch objects are gone too, so objects may be closed and collected in any order. A
@@ -68,6 +73,7 @@ class Hub:
         mode: Literal["publisher", "background"] = "publisher",
         coalesce_window: float = 50e-6,
         sqpoll: bool = False,
+        shared: bool = False,
     ) -> None: ...
     @property
     def backend(self) -> str:
@@ -108,6 +114,25 @@ class Hub:
         """
     def topic_names(self) -> list[str]:
         """Names of the hub's topics, sorted."""
+    def serve(
+        self,
+        path: str,
+        *,
+        subscriber_uids: Sequence[int] = (),
+        subscriber_gids: Sequence[int] = (),
+        publisher_uids: Sequence[int] = (),
+        publisher_gids: Sequence[int] = (),
+    ) -> Server:
+        """Serves this hub's topics to other processes at ``path``, an AF_UNIX socket (at most 107
+        bytes); returns the Server. The hub must be made with shared=True.
+
+        Processes running as the hub's own user are admitted, and those whose uid is in
+        ``subscriber_uids`` (or primary gid in ``subscriber_gids``); the kernel says who a peer
+        is (SO_PEERCRED), and a peer not admitted gets pushpoll.Refused. Publishing from other
+        processes is refused for now, whatever ``publisher_uids`` and ``publisher_gids`` say. A
+        socket file left by a process that no longer answers is replaced; raises Error if a
+        process serves there, or if ``path`` is something else.
+        """
     def close(self) -> None:
         """Closes every topic: publishing and subscribing raise Closed; subscribers may still
         poll what is retained. Idempotent."""
@@ -117,6 +142,46 @@ class Hub:
     def __enter__(self) -> Hub: ...
     def __exit__(self, *args: object) -> None:
         """Closes the hub."""
+
+class Server:
+    """Serves a hub's topics, present and future, to other processes on an AF_UNIX socket,
+    until closed (or collected); then it removes the socket file. Made by Hub.serve(). A context
+    manager that closes the server on exit."""
+
+    @property
+    def path(self) -> str:
+        """The socket's path."""
+    @property
+    def admitted(self) -> int:
+        """Peers admitted so far."""
+    @property
+    def refused(self) -> int:
+        """Peers refused so far."""
+    @property
+    def closed(self) -> bool:
+        """True after close()."""
+    def close(self) -> None:
+        """Stops serving and removes the socket file. Idempotent."""
+    def __enter__(self) -> Server: ...
+    def __exit__(self, *args: object) -> None:
+        """Closes the server."""
+
+class Remote:
+    """A connection to another process's hub, made by pushpoll.connect(). Its topics are the
+    same Topic type, mapped read-only: subscribe, poll (zero-copy), wait, fileno and asyncio work
+    as in-process; publishing raises Refused."""
+
+    def topic(self, name: str) -> Topic:
+        """The hub's topic ``name``, mapped read-only. Raises Error naming it if the hub has
+        none, Closed if the hub's process is gone."""
+    @property
+    def connected(self) -> bool:
+        """Whether the hub's process still answers (a hint)."""
+
+def connect(path: str) -> Remote:
+    """Connects to a hub served at ``path`` (Hub.serve()) in another process; returns a Remote.
+    Raises Refused when the server does not admit this process's user or group, Error when
+    nothing serves there."""
 
 class WakeStats(NamedTuple):
     """What a hub's wake-up machinery has done (Hub.wake_stats()): a snapshot; counters only

@@ -48,7 +48,7 @@ def runtime_members(cls):
             continue
         if name in API_DUNDERS and name not in vars(cls):
             continue
-        if issubclass(cls, BaseException) and name in dir(Exception):
+        if issubclass(cls, BaseException) and name in dir(OSError if issubclass(cls, OSError) else Exception):
             continue
         if issubclass(cls, tuple) and name in dir(tuple):
             continue
