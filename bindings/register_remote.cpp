@@ -67,7 +67,8 @@ manager that closes the server on exit.
   py::class_<PyRemote>(m, "Remote", R"doc(
 A connection to another process's hub, made by pushpoll.connect(). Its topics are the same
 Topic type, mapped read-only: subscribe, poll (zero-copy), wait, fileno and asyncio work as
-in-process; publishing raises Refused.
+in-process; publish() goes through the hub when it lets this process publish, else raises
+Refused.
 )doc")
       .def("topic", &remote_topic, py::arg("name"), R"doc(
 The hub's topic ``name``, mapped read-only. Raises Error naming it if the hub has none,

@@ -24,7 +24,7 @@ bool Topic::attach(detail::SubscriberSlot& slot, std::uint64_t seq) noexcept {
   slot.state.store(kSlotAttached, std::memory_order_seq_cst);
   if (!read_only_) {
     while (s.retiring.load(std::memory_order_seq_cst) != 0) detail::cpu_relax();
-  } else if (seat_provider_) {
+  } else if (owner_) {
     // A seat in another process's topic: the same handshake, but that process may have died
     // mid-walk and never let go. Past a bound, go on: no retirer runs then, or one that missed
     // this seat overtakes the cursor, which the next poll reports as a gap (never a torn read).
@@ -73,8 +73,8 @@ Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
   auto core = std::make_unique<detail::SubscriberCore>();
   if (read_only_) {
     core->read_only = true;
-    if (seat_provider_) {
-      core->slot_ptr = seat_provider_->take_seat(*this);
+    if (owner_) {
+      core->slot_ptr = owner_->take_seat(*this);
     } else {
       core->private_slot = std::make_unique<detail::SubscriberSlot>();
       core->slot_ptr = core->private_slot.get();
@@ -108,7 +108,7 @@ Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
         const std::uint64_t lo = oldest(), hi = head();
         // Release: hands the slot back (pairs with the acquire CAS in take_slot()).
         slot.state.store(kSlotFree, std::memory_order_release);
-        if (read_only_ && !core->private_slot) seat_provider_->return_seat(*this, &slot);
+        if (read_only_ && !core->private_slot) owner_->return_seat(*this, &slot);
         throw InvalidCursor("pushpoll: cursor " + std::to_string(seq) + " is outside [oldest " +
                             std::to_string(lo) + ", head " + std::to_string(hi) + "] of topic '" +
                             name_ + "'");
@@ -149,7 +149,7 @@ void Subscriber::unsubscribe() noexcept {
   slot.state.store(kSlotFree, std::memory_order_release);
   // Relaxed: statistics.
   if (!c.read_only) c.ring.state().subscribers.fetch_sub(1, std::memory_order_relaxed);
-  if (c.read_only && !c.private_slot) c.topic->seat_provider()->return_seat(*c.topic, &slot);
+  if (c.read_only && !c.private_slot) c.topic->owner()->return_seat(*c.topic, &slot);
   if (c.own_fd >= 0) {
     // A round that read this fd before the store above may still write it: let it finish before
     // the number can be reused.

@@ -110,7 +110,7 @@ TopicOptions mapped_options(const std::string& name, const std::byte* region, st
 std::shared_ptr<Topic> Topic::view(std::string name, std::byte* region, std::size_t bytes,
                                    std::shared_ptr<MemoryProvider> memory,
                                    std::shared_ptr<detail::Notifier> notifier,
-                                   std::shared_ptr<detail::SeatProvider> seats) {
+                                   std::shared_ptr<detail::OwnerLink> seats) {
   const TopicOptions options = mapped_options(name, region, bytes);
   return std::shared_ptr<Topic>(new Topic(ViewTag{}, std::move(name), options, region, bytes, std::move(memory),
                                           std::move(notifier), std::move(seats)));
@@ -118,7 +118,7 @@ std::shared_ptr<Topic> Topic::view(std::string name, std::byte* region, std::siz
 
 Topic::Topic(ViewTag, std::string name, const TopicOptions& options, std::byte* region, std::size_t bytes,
              std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier,
-             std::shared_ptr<detail::SeatProvider> seats)
+             std::shared_ptr<detail::OwnerLink> seats)
     : name_(std::move(name)),
       options_(options),
       max_message_(static_cast<std::uint32_t>(options.max_message)),
@@ -131,7 +131,7 @@ Topic::Topic(ViewTag, std::string name, const TopicOptions& options, std::byte* 
       read_only_(true),
       notifier_(std::move(notifier)),
       armed_set_(1),
-      seat_provider_(std::move(seats)) {
+      owner_(std::move(seats)) {
   if (!notifier_) throw Error("pushpoll: a topic needs a notifier");
 }
 
@@ -267,11 +267,19 @@ void Topic::check_open() const {
   if (closed()) throw Closed("pushpoll: topic " + quote(name_) + " is closed");
 }
 
-bool Topic::owner_gone() const noexcept { return seat_provider_ && !seat_provider_->owner_alive(); }
+bool Topic::owner_gone() const noexcept { return owner_ && !owner_->owner_alive(); }
 
 void Topic::throw_read_only() const {
   throw Refused("pushpoll: topic " + quote(name_) +
-                " belongs to another process and is mapped read-only here: publishing and claiming are refused");
+                " belongs to another process and is mapped read-only here: claims are refused (publish() "
+                "goes through its owner)");
+}
+
+std::uint64_t Topic::publish_through_owner(std::span<const std::byte> data, unsigned tag) {
+  if (!owner_) {
+    throw Refused("pushpoll: topic " + quote(name_) + " belongs to another process, and no link to it publishes");
+  }
+  return owner_->publish(*this, data, tag);
 }
 
 void Topic::check_size(std::size_t size) const {
@@ -463,7 +471,21 @@ std::uint64_t Topic::publish_batch_impl(std::span<const std::span<const std::byt
                                         const std::function<bool()>* interrupted) {
   check_tag(tag);
   check_open();
-  if (read_only_) throw_read_only();
+  if (messages.empty()) throw Error("pushpoll: publish_batch needs at least one message");
+  if (read_only_) {
+    // One message at a time through the owner: not all-or-nothing, so a Full says how many went.
+    std::uint64_t seq = 0, done = 0;
+    for (const auto& m : messages) {
+      check_size(m.size());
+      try {
+        seq = publish_through_owner(m, tag);
+      } catch (const Full& e) {
+        throw Full(e.what(), done);
+      }
+      ++done;
+    }
+    return seq;
+  }
   if (messages.empty()) throw Error("pushpoll: publish_batch needs at least one message");
   for (const auto& m : messages) check_size(m.size());
   // One claim per chunk of at most half the ring and half the index, so that a chunk always fits.

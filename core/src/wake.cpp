@@ -105,7 +105,7 @@ int open_fd(detail::SubscriberCore& c) {
     c.own_fd = c.topic->notifier()->open_eventfd();
     if (c.read_only) {
       try {
-        c.topic->seat_provider()->set_wake_fd(*c.topic, c.slot_ptr, c.own_fd);
+        c.topic->owner()->set_wake_fd(*c.topic, c.slot_ptr, c.own_fd);
       } catch (...) {
         c.topic->notifier()->close_fd(c.own_fd);
         c.own_fd = -1;
@@ -144,7 +144,7 @@ ArmStep arm_begin(detail::SubscriberCore& c) {
   if (c.read_only) {
     // Another process's topic: its owner counts, queues and re-checks this arming (and runs the
     // barrier that orders its publishers) once told; our own re-check follows as usual.
-    t.seat_provider()->armed(&slot);
+    t.owner()->armed(&slot);
     n->count_arm();
     return ArmStep::announced;
   }

@@ -21,7 +21,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <chrono>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <thread>
 
@@ -37,7 +39,7 @@ constexpr std::uint32_t kVersion = 1;
 constexpr std::size_t kTextBytes = 240;
 constexpr std::size_t kNameBytes = 256;
 
-enum Status : std::uint32_t { kOk = 0, kRefused = 1, kNoTopic = 2, kFailed = 3 };
+enum Status : std::uint32_t { kOk = 0, kRefused = 1, kNoTopic = 2, kFailed = 3, kFull = 4, kClosed = 5, kTooLarge = 6 };
 
 struct Hello {
   std::uint32_t magic = kMagic;
@@ -47,7 +49,7 @@ struct Hello {
   char text[kTextBytes] = {};
 };
 
-enum Op : std::uint32_t { kTopic = 1, kSeat = 2, kUnseat = 3, kWakeFd = 4 };
+enum Op : std::uint32_t { kTopic = 1, kSeat = 2, kUnseat = 3, kWakeFd = 4, kPublish = 5 };
 
 struct Request {
   std::uint32_t magic = kMagic;
@@ -63,6 +65,19 @@ struct Request {
 /// of slots it shares with the server.
 constexpr std::uint32_t kSeatsPerConnection = 256;
 constexpr std::size_t kSeatPageBytes = kSeatsPerConnection * sizeof(detail::SubscriberSlot);
+
+/// A message published through the owner: this header, then `size` bytes of payload, in one
+/// datagram. The reply's `bytes` is its seq.
+struct PublishHeader {
+  std::uint32_t magic = kMagic;
+  std::uint32_t op = kPublish;
+  std::uint32_t tag = 0;
+  std::uint32_t size = 0;
+  char name[kNameBytes] = {};
+};
+
+/// The largest message another process can publish (one datagram through the socket).
+constexpr std::size_t kMaxRemotePayload = 64 * 1024;
 
 struct Reply {
   std::uint32_t magic = kMagic;
@@ -126,19 +141,21 @@ bool send_message(int sock, const void* data, std::size_t bytes, std::initialize
   return ::sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == static_cast<ssize_t>(bytes);
 }
 
-/// Receives one message of exactly `bytes` bytes, and up to `n` descriptors into `fds` (the rest
-/// -1; any beyond `n` are closed). False, with no descriptor kept, on hang-up, on a message of
-/// another size, or on an error.
-bool receive_message(int sock, void* data, std::size_t bytes, int* fds = nullptr, std::size_t n = 0,
-                     int flags = 0) {
-  iovec iov{data, bytes};
+/// Receives one message of at most `capacity` bytes, and up to `n` descriptors into `fds` (the
+/// rest -1; any beyond `n` are closed). Returns its size, or -1 (no descriptor kept) on hang-up, on
+/// a message that did not fit, or on an error.
+ssize_t receive_any(int sock, void* data, std::size_t capacity, int* fds, std::size_t n, int flags) {
+  iovec iov{data, capacity};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))] = {};
   msg.msg_control = control;
   msg.msg_controllen = sizeof(control);
-  const ssize_t got = ::recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+  ssize_t got;
+  do {
+    got = ::recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
+  } while (got < 0 && errno == EINTR);
   for (std::size_t i = 0; i < n; ++i) fds[i] = -1;
   std::size_t k = 0;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); got >= 0 && c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
@@ -154,14 +171,29 @@ bool receive_message(int sock, void* data, std::size_t bytes, int* fds = nullptr
       }
     }
   }
-  const bool good = got == static_cast<ssize_t>(bytes) && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == 0;
-  if (!good) {
+  if (got == 0) errno = ECONNRESET;  // hung up
+  if (got > 0 && (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) errno = EMSGSIZE;
+  if (got <= 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
     for (std::size_t i = 0; i < n; ++i) {
       if (fds[i] >= 0) ::close(fds[i]);
       fds[i] = -1;
     }
+    return -1;
   }
-  return good;
+  return got;
+}
+
+/// receive_any() of a message of exactly `bytes` bytes.
+bool receive_message(int sock, void* data, std::size_t bytes, int* fds = nullptr, std::size_t n = 0,
+                     int flags = 0) {
+  const ssize_t got = receive_any(sock, data, bytes, fds, n, flags);
+  if (got == static_cast<ssize_t>(bytes)) return true;
+  if (got >= 0) errno = EPROTO;  // a message of another size
+  for (std::size_t i = 0; got >= 0 && i < n; ++i) {
+    if (fds[i] >= 0) ::close(fds[i]);
+    fds[i] = -1;
+  }
+  return false;
 }
 
 template <class T>
@@ -186,6 +218,16 @@ struct Connection {
     std::uint32_t id;
   };
   std::map<std::uint32_t, Seated> seated;  // by slot index in the page
+  bool may_publish = false;
+  // A publish that found the ring full (Overflow::block): retried until its publish_timeout, while
+  // nothing more is read from this peer (its publishes are synchronous: one at a time).
+  struct Pending {
+    Topic* topic = nullptr;
+    std::vector<std::byte> data;
+    unsigned tag = 0;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::optional<Pending> pending;
 
   Connection() = default;
   Connection(const Connection&) = delete;
@@ -237,9 +279,18 @@ struct Server::State {
   bool closed = false;
 
   void run() noexcept;
+  std::vector<std::byte> inbox = std::vector<std::byte>(sizeof(PublishHeader) + kMaxRemotePayload);
+
   void accept_peer(std::vector<std::unique_ptr<Connection>>& peers) noexcept;
   /// Answers one request; false when the peer must be dropped.
   bool answer(Connection& peer) noexcept;
+  /// A publish of `bytes` bytes in `inbox` (header and payload); false when the peer must go.
+  bool publish(Connection& peer, std::size_t bytes) noexcept;
+  /// Tries the peer's pending publish again; replies when it went out or its time is up.
+  bool retry(Connection& peer) noexcept;
+  [[nodiscard]] bool may_publish(const ucred& who) const noexcept {
+    return contains(options.publisher_uids, who.uid) || contains(options.publisher_gids, who.gid);
+  }
   [[nodiscard]] bool admits(const ucred& who) const noexcept {
     return who.uid == ::geteuid() || contains(options.subscriber_uids, who.uid) ||
            contains(options.subscriber_gids, who.gid) || contains(options.publisher_uids, who.uid) ||
@@ -255,11 +306,15 @@ void Server::State::run() noexcept {
     // [0] the stop eventfd, [1] the listening socket, then two entries per admitted peer: its
     // socket and its doorbell.
     fds.assign({{stop_fd, POLLIN, 0}, {listen_fd, POLLIN, 0}});
+    bool pending = false;
     for (const auto& p : peers) {
-      fds.push_back({p->sock, POLLIN, 0});
+      // A peer with a publish waiting for room says nothing more until it is answered.
+      fds.push_back({p->sock, static_cast<short>(p->pending ? 0 : POLLIN), 0});
       fds.push_back({p->doorbell, POLLIN, 0});
+      pending = pending || p->pending.has_value();
     }
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    // With a publish waiting for room, look again every millisecond (as a blocked publish does).
+    if (::poll(fds.data(), fds.size(), pending ? 1 : -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -270,7 +325,8 @@ void Server::State::run() noexcept {
       const short r = fds[2 + 2 * i].revents;
       if (fds[3 + 2 * i].revents & POLLIN) peers[i]->ring();
       bool keep = true;
-      if (r & POLLIN) keep = answer(*peers[i]);
+      if (peers[i]->pending) keep = retry(*peers[i]);
+      if (keep && (r & POLLIN)) keep = answer(*peers[i]);
       if (r & (POLLHUP | POLLERR | POLLNVAL)) keep = false;  // the peer is gone: unseat it now
       if (keep) {
         peers[kept++] = std::move(peers[i]);
@@ -305,22 +361,30 @@ void Server::State::accept_peer(std::vector<std::unique_ptr<Connection>>& peers)
     (void)send_message(c->sock, &hello, sizeof(hello));
     return;
   }
-  hello.may_publish = 0;
+  c->may_publish = may_publish(who);
+  hello.may_publish = c->may_publish ? 1 : 0;
   if (!send_message(c->sock, &hello, sizeof(hello), {c->page_fd, c->doorbell})) return;
   admitted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   peers.push_back(std::move(c));
 }
 
 bool Server::State::answer(Connection& peer) noexcept {
-  Request req;
   int passed = -1;  // the descriptor a kWakeFd request carries
-  if (!receive_message(peer.sock, &req, sizeof(req), &passed, 1, MSG_DONTWAIT) || req.magic != kMagic) return false;
+  const ssize_t got = receive_any(peer.sock, inbox.data(), inbox.size(), &passed, 1, MSG_DONTWAIT);
   struct Closer {
     int& fd;
     ~Closer() {
       if (fd >= 0) ::close(fd);
     }
   } closer{passed};
+  std::uint32_t head[2];  // magic, op
+  if (got < static_cast<ssize_t>(sizeof(head))) return false;
+  std::memcpy(head, inbox.data(), sizeof(head));
+  if (head[0] != kMagic) return false;
+  if (head[1] == kPublish) return publish(peer, static_cast<std::size_t>(got));
+  if (got != static_cast<ssize_t>(sizeof(Request))) return false;
+  Request req;
+  std::memcpy(&req, inbox.data(), sizeof(req));
   const std::string name(req.name, strnlen(req.name, kNameBytes));
   Reply reply;
   int fd = -1;
@@ -357,6 +421,87 @@ bool Server::State::answer(Connection& peer) noexcept {
     fd = -1;
   }
   if (reply.status == kOk && fd >= 0) return send_message(peer.sock, &reply, sizeof(reply), {fd});
+  return send_message(peer.sock, &reply, sizeof(reply));
+}
+
+namespace {
+/// The reply to a publish that went out (`seq`) or failed (the exception in flight).
+Reply publish_reply(std::uint64_t seq) {
+  Reply r;
+  r.bytes = seq;
+  return r;
+}
+Reply publish_failure() {
+  Reply r;
+  try {
+    throw;
+  } catch (const Full& e) {
+    r.status = kFull;
+    set_text(r.text, e.what());
+  } catch (const Closed& e) {
+    r.status = kClosed;
+    set_text(r.text, e.what());
+  } catch (const MessageTooLarge& e) {
+    r.status = kTooLarge;
+    set_text(r.text, e.what());
+  } catch (const std::exception& e) {
+    r.status = kFailed;
+    set_text(r.text, e.what());
+  }
+  return r;
+}
+}  // namespace
+
+bool Server::State::publish(Connection& peer, std::size_t bytes) noexcept {
+  PublishHeader h;
+  if (bytes < sizeof(h)) return false;
+  std::memcpy(&h, inbox.data(), sizeof(h));
+  if (bytes - sizeof(h) != h.size) return false;  // not a client of ours
+  const std::string name(h.name, strnlen(h.name, kNameBytes));
+  Reply reply;
+  if (!peer.may_publish) {
+    reply.status = kRefused;
+    set_text(reply.text, "pushpoll: the hub at " + path + " does not let this process publish (publisher_uids, "
+                         "publisher_gids)");
+    return send_message(peer.sock, &reply, sizeof(reply));
+  }
+  try {
+    Topic* t = hub->find(name);
+    if (t == nullptr) throw Error("pushpoll: the hub at " + path + " has no topic '" + name + "'");
+    const std::span<const std::byte> data(inbox.data() + sizeof(h), h.size);
+    std::uint64_t seq = 0;
+    if (t->try_publish(data, h.tag, seq)) {
+      reply = publish_reply(seq);
+    } else {
+      // Full: keep it, and try again until its publish_timeout (the server never blocks).
+      peer.pending.emplace(Connection::Pending{t, std::vector<std::byte>(data.begin(), data.end()), h.tag,
+                                               std::chrono::steady_clock::now() + t->options().publish_timeout});
+      return true;
+    }
+  } catch (...) {
+    reply = publish_failure();
+  }
+  return send_message(peer.sock, &reply, sizeof(reply));
+}
+
+bool Server::State::retry(Connection& peer) noexcept {
+  Connection::Pending& p = *peer.pending;
+  Reply reply;
+  try {
+    std::uint64_t seq = 0;
+    if (p.topic->try_publish(p.data, p.tag, seq)) {
+      reply = publish_reply(seq);
+    } else if (std::chrono::steady_clock::now() >= p.deadline) {
+      reply.status = kFull;
+      set_text(reply.text, "pushpoll: topic '" + p.topic->name() +
+                               "' stayed full for its publish_timeout: a subscriber is not keeping up");
+    } else {
+      return true;  // later
+    }
+  } catch (...) {
+    reply = publish_failure();
+  }
+  peer.pending.reset();
   return send_message(peer.sock, &reply, sizeof(reply));
 }
 
@@ -457,9 +602,10 @@ std::uint64_t Server::refused() const noexcept { return state_->refused.load(std
 /// The client's end: the connection, the page of slots it shares with the server (a subscriber of
 /// a mapped topic keeps its cursor and wake state there, seated by the server so that it gates),
 /// and the topics it mapped.
-struct Remote::State final : detail::SeatProvider {
+struct Remote::State final : detail::OwnerLink {
   int sock = -1;
   int doorbell = -1;  // written after arming a subscriber: the server does the owner's half
+  bool may_publish = false;  // what the server said when it admitted us
   std::string path;
   std::shared_ptr<detail::Notifier> notifier;
   detail::SubscriberSlot* page = nullptr;
@@ -528,6 +674,49 @@ struct Remote::State final : detail::SeatProvider {
     pollfd p{sock, POLLRDHUP, 0};
     return ::poll(&p, 1, 0) == 0;
   }
+  std::uint64_t publish(Topic& topic, std::span<const std::byte> data, unsigned tag) override {
+    if (!may_publish) {
+      throw Refused("pushpoll: the hub at " + path + " does not let this process publish (its publisher_uids and "
+                    "publisher_gids)");
+    }
+    if (data.size() > kMaxRemotePayload) {
+      throw MessageTooLarge("pushpoll: a message published from another process is at most " +
+                            std::to_string(kMaxRemotePayload) + " bytes; this one has " + std::to_string(data.size()));
+    }
+    thread_local std::vector<std::byte> out;
+    PublishHeader h;
+    h.tag = tag;
+    h.size = static_cast<std::uint32_t>(data.size());
+    std::memcpy(h.name, topic.name().data(), std::min(topic.name().size(), kNameBytes - 1));
+    out.resize(sizeof(h) + data.size());
+    std::memcpy(out.data(), &h, sizeof(h));
+    if (!data.empty()) std::memcpy(out.data() + sizeof(h), data.data(), data.size());
+    std::lock_guard lock(mutex);
+    Reply reply;
+    // Blocking send (the datagram may wait for room in the socket buffer); the reply may take the
+    // topic's publish_timeout when the ring is full.
+    if (::send(sock, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()) ||
+        !receive_reply(reply, topic.options().publish_timeout)) {
+      throw Closed("pushpoll: the hub at " + path + " is gone (publishing on topic '" + topic.name() + "')");
+    }
+    switch (reply.status) {
+      case kOk: return reply.bytes;
+      case kRefused: throw Refused(text_of(reply.text));
+      case kFull: throw Full(text_of(reply.text), 0);
+      case kClosed: throw Closed(text_of(reply.text));
+      case kTooLarge: throw MessageTooLarge(text_of(reply.text));
+      default: throw Error(text_of(reply.text));
+    }
+  }
+  /// Receives a reply, waiting up to `patience` plus the usual 10 s for a server that answers.
+  bool receive_reply(Reply& reply, std::chrono::nanoseconds patience) {
+    const auto until = std::chrono::steady_clock::now() + patience + std::chrono::seconds(10);
+    for (;;) {
+      if (receive_message(sock, &reply, sizeof(reply))) return reply.magic == kMagic;
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
+      if (std::chrono::steady_clock::now() >= until) return false;
+    }
+  }
 };
 
 Remote connect(std::string path) {
@@ -544,10 +733,11 @@ Remote connect(std::string path) {
   Hello hello;
   int passed[2] = {-1, -1};  // the page of slots, the doorbell
   if (!receive_message(s->sock, &hello, sizeof(hello), passed, 2) || hello.magic != kMagic) {
-    throw Error("pushpoll: " + path + " did not answer as a pushpoll hub");
+    throw Error("pushpoll: " + path + " did not answer as a pushpoll hub: " + errno_text());
   }
   const int page_fd = passed[0];
   s->doorbell = passed[1];  // closed with the state from here on
+  s->may_publish = hello.may_publish != 0;
   if (hello.status == kRefused) throw Refused(text_of(hello.text));
   if (hello.version != kVersion) {
     if (page_fd >= 0) ::close(page_fd);

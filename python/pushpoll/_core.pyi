@@ -128,10 +128,11 @@ class Hub:
 
         Processes running as the hub's own user are admitted, and those whose uid is in
         ``subscriber_uids`` (or primary gid in ``subscriber_gids``); the kernel says who a peer
-        is (SO_PEERCRED), and a peer not admitted gets pushpoll.Refused. Publishing from other
-        processes is refused for now, whatever ``publisher_uids`` and ``publisher_gids`` say. A
-        socket file left by a process that no longer answers is replaced; raises Error if a
-        process serves there, or if ``path`` is something else.
+        is (SO_PEERCRED), and a peer not admitted gets pushpoll.Refused. Only processes whose uid
+        is in ``publisher_uids`` (or gid in ``publisher_gids``) may publish; their publish() goes
+        through this hub, one message (at most 64 KiB) per round trip. A socket file left by a
+        process that no longer answers is replaced; raises Error if a process serves there, or if
+        ``path`` is something else.
         """
     def close(self) -> None:
         """Closes every topic: publishing and subscribing raise Closed; subscribers may still
@@ -169,7 +170,8 @@ class Server:
 class Remote:
     """A connection to another process's hub, made by pushpoll.connect(). Its topics are the
     same Topic type, mapped read-only: subscribe, poll (zero-copy), wait, fileno and asyncio work
-    as in-process; publishing raises Refused."""
+    as in-process; publish() goes through the hub when it lets this process publish, else raises
+    Refused."""
 
     def topic(self, name: str) -> Topic:
         """The hub's topic ``name``, mapped read-only. Raises Error naming it if the hub has

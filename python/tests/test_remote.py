@@ -207,3 +207,26 @@ def test_a_killed_reader_leaves_the_server_serving(served):
     assert os.listdir(os.path.dirname(path)) == ["hub.sock"]
     code, out, err = run_reader(READ_ALL, path, 1)
     assert code == 0, err
+
+
+def test_an_allowed_process_publishes_through_the_owner(tmp_path):
+    path = str(tmp_path / "hub.sock")
+    with pushpoll.Hub(shared=True) as hub:
+        topic = hub.topic("trades")
+        sub = topic.subscribe(start="oldest")
+        with hub.serve(path, publisher_uids=[os.geteuid()]):
+            script = """
+                import sys, pushpoll
+                t = pushpoll.connect(sys.argv[1]).topic("trades")
+                seqs = [t.publish(b"p%d" % i, tag=1) for i in range(100)]
+                assert seqs == list(range(100)), seqs
+                print(t.head)
+            """
+            code, out, err = run_reader(script, path)
+            assert code == 0, err
+            assert out.strip() == "100"
+        got = []
+        with sub.poll() as batch:
+            for m in batch:
+                got.append((m.tag, bytes(m.data)))
+        assert got == [(1, b"p%d" % i) for i in range(100)]

@@ -61,12 +61,14 @@ struct TopicStats {
 };
 
 namespace detail {
-/// Where a subscriber of a topic mapped from another process keeps its slot: io's Remote keeps it in
-/// memory shared with the owner only, and has the owner seat it there (Topic::add_seat()), so that
-/// it gates the writers like a slot of the table. Without one, such subscribers get private slots.
-class SeatProvider {
+/// What a topic mapped from another process (Topic::view()) needs of that process, its owner: io's
+/// Remote. Its subscribers keep their slots in memory shared with the owner only, seated there by
+/// the owner (Topic::add_seat()) so that they gate the writers like slots of the table; the owner
+/// does the half of their arming that touches what the mapping cannot write; and it publishes for
+/// this process, when allowed to. Without a link, subscribers get private slots and poll.
+class OwnerLink {
  public:
-  virtual ~SeatProvider() = default;
+  virtual ~OwnerLink() = default;
   /// A slot of the caller's, registered with the owner of `topic`, state free. Throws Error.
   virtual SubscriberSlot* take_seat(Topic& topic) = 0;
   /// Unregisters and frees a slot from take_seat().
@@ -79,6 +81,9 @@ class SeatProvider {
   virtual void armed(SubscriberSlot* slot) noexcept = 0;
   /// Whether the owner's process still answers. A hint: false once its connection hung up.
   [[nodiscard]] virtual bool owner_alive() const noexcept = 0;
+  /// Has the owner publish `data` on `topic` (which waits for room as the owner's publish() does)
+  /// and returns its seq. Throws Refused without the right, and what publish() throws.
+  virtual std::uint64_t publish(Topic& topic, std::span<const std::byte> data, unsigned tag) = 0;
 };
 
 /// What the notifier needs of an armed subscriber: its slot (null: gone), its armed-set flag, where
@@ -126,6 +131,8 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// (a bounded walk, long only if that thread is preempted). Throws MessageTooLarge, Closed.
   /// [any thread]
   [[nodiscard]] bool try_publish(std::span<const std::byte> data, unsigned tag = 0);
+  /// try_publish() that also says the message's seq. [any thread]
+  [[nodiscard]] bool try_publish(std::span<const std::byte> data, unsigned tag, std::uint64_t& seq);
   /// Appends many messages with one claim (one per chunk of half the ring); returns the seq of the
   /// last. All get `tag`. An empty list throws Error. A chunk that finds no room within
   /// publish_timeout throws Full, whose published() says how many messages went out before it.
@@ -185,13 +192,14 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// it was committed first. True if it did. [any thread]
   bool expire(std::uint64_t seq) noexcept;
   /// Internal, for io's Remote: a topic of another process, over its region mapped read-only
-  /// (`bytes` long; `memory` unmaps it when the topic goes). It can be subscribed to and polled;
-  /// publishing, claiming and waiting throw Refused, close() does nothing. Throws Error if the
-  /// region's header does not describe a region of `bytes` bytes.
+  /// (`bytes` long; `memory` unmaps it when the topic goes). Its subscribers poll, and with an
+  /// owner link gate and are pushed; publish() and publish_batch() go through the link (one
+  /// message at a time, copied by the owner), claim() throws Refused, close() does nothing.
+  /// Throws Error if the region's header does not describe a region of `bytes` bytes.
   static std::shared_ptr<Topic> view(std::string name, std::byte* region, std::size_t bytes,
                                      std::shared_ptr<MemoryProvider> memory,
                                      std::shared_ptr<detail::Notifier> notifier,
-                                     std::shared_ptr<detail::SeatProvider> seats = nullptr);
+                                     std::shared_ptr<detail::OwnerLink> seats = nullptr);
   /// Internal, for io's Server: seats a subscriber of another process, whose slot is in memory
   /// this process shares with that one only; from now on it gates the writers (and is detached
   /// when it stalls) like a slot of the table. Its values are untrusted: a cursor outside [oldest,
@@ -216,7 +224,7 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// Internal: this topic is another process's, mapped read-only (view()).
   [[nodiscard]] bool read_only() const noexcept { return read_only_; }
   /// Internal: where its subscribers' seats come from (view()), or null.
-  [[nodiscard]] detail::SeatProvider* seat_provider() const noexcept { return seat_provider_.get(); }
+  [[nodiscard]] detail::OwnerLink* owner() const noexcept { return owner_.get(); }
   /// Internal, for io's Server: the region and its size.
   [[nodiscard]] std::byte* region() const noexcept { return region_; }
   [[nodiscard]] std::size_t region_bytes() const noexcept { return region_bytes_; }
@@ -235,7 +243,7 @@ class Topic : public std::enable_shared_from_this<Topic> {
   struct ViewTag {};
   Topic(ViewTag, std::string name, const TopicOptions& options, std::byte* region, std::size_t bytes,
         std::shared_ptr<MemoryProvider> memory, std::shared_ptr<detail::Notifier> notifier,
-        std::shared_ptr<detail::SeatProvider> seats);
+        std::shared_ptr<detail::OwnerLink> seats);
 
   enum class Wait : std::uint8_t { no, yes };
   /// Claims `count` seqs and the ring bytes laid out by `layout(pos) -> end`; false only for
@@ -322,6 +330,8 @@ class Topic : public std::enable_shared_from_this<Topic> {
   static void check_tag(unsigned tag);
   [[noreturn]] void throw_full(std::uint64_t published) const;
   [[noreturn]] void throw_read_only() const;
+  /// publish() of a mapped topic: through the owner link, or Refused without one.
+  std::uint64_t publish_through_owner(std::span<const std::byte> data, unsigned tag);
   /// A view whose owner's process no longer answers (its connection hung up).
   [[nodiscard]] bool owner_gone() const noexcept;
 
@@ -364,7 +374,7 @@ class Topic : public std::enable_shared_from_this<Topic> {
   std::mutex seats_mutex_;                  // add_seat()/remove_seat() between themselves
   std::unique_ptr<Seat[]> seats_storage_;
   // In a process that maps another's topic: where its subscribers' slots come from.
-  std::shared_ptr<detail::SeatProvider> seat_provider_;
+  std::shared_ptr<detail::OwnerLink> owner_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -503,7 +513,10 @@ inline bool Topic::publish_one(std::span<const std::byte> data, unsigned tag, Wa
   if (data.size() > max_message_) check_size(data.size());
   if (tag > kMaxTag) check_tag(tag);
   if (closed()) check_open();
-  if (read_only_) [[unlikely]] throw_read_only();
+  if (read_only_) [[unlikely]] {
+    seq = publish_through_owner(data, tag);
+    return true;
+  }
   const std::uint64_t bytes = detail::record_bytes(data.size());
   for (;;) {
     detail::Reservation r;
@@ -531,6 +544,10 @@ inline std::uint64_t Topic::publish(std::span<const std::byte> data, unsigned ta
 
 inline bool Topic::try_publish(std::span<const std::byte> data, unsigned tag) {
   std::uint64_t seq = 0;
+  return publish_one(data, tag, Wait::no, seq);
+}
+
+inline bool Topic::try_publish(std::span<const std::byte> data, unsigned tag, std::uint64_t& seq) {
   return publish_one(data, tag, Wait::no, seq);
 }
 

@@ -25,8 +25,10 @@
 // start, with tag masks. Each keeps its cursor in a page of slots its process shares with the
 // owner alone; the owner seats it there, so it gates the writers (Overflow::block) and is detached
 // when it stalls, like a local one, and it stops gating the moment its process dies (the
-// connection hangs up). They are not pushed yet (arm()/wait()/fd() throw Error): poll. Publishing
-// from another process throws Refused.
+// connection hangs up). They are pushed through their eventfds as local ones are: poll, arm, fd,
+// wait, poll_wait. A process allow-listed as a publisher publishes through the owner (publish(),
+// publish_batch(): one datagram per message, at most 64 KiB, copied once by the owner); claim()
+// there throws Refused, as does publishing without the right.
 //
 // Thread-safety: a Server is used by its owner; it serves from a thread of its own. A Remote and
 // its topics: topic() [any thread]; the topics as Topic says.
@@ -47,8 +49,8 @@ namespace pushpoll {
 struct ServeOptions {
   std::vector<uid_t> subscriber_uids;  ///< users that may connect and read
   std::vector<gid_t> subscriber_gids;  ///< ... or by primary group
-  std::vector<uid_t> publisher_uids;   ///< users that may also publish (not carried yet: Refused)
-  std::vector<gid_t> publisher_gids;
+  std::vector<uid_t> publisher_uids;   ///< users that may also publish (nobody by default, the
+  std::vector<gid_t> publisher_gids;   ///< hub's own uid included), through the owner
 };
 
 /// Serves a hub's topics (present and future) to other processes on an AF_UNIX socket, from a
