@@ -115,7 +115,7 @@ std::uint64_t publish_many(PyTopic& self, const py::iterable& messages, long lon
   return self.topic->publish_batch(spans, t, [&nogil] { return nogil.check_signals(); });
 }
 
-Start to_start(const py::object& start) {
+Start to_start(const py::object& start, bool resume) {
   if (py::isinstance<py::str>(start)) {
     const auto name = start.cast<std::string>();
     if (name == "oldest") return Start::oldest;
@@ -131,13 +131,16 @@ Start to_start(const py::object& start) {
     }
     const unsigned long long seq = PyLong_AsUnsignedLongLong(start.ptr());
     if (PyErr_Occurred()) throw py::error_already_set();
-    return Start::at(seq);
+    return resume ? Start::resume(seq) : Start::at(seq);
   }
   throw py::type_error("pushpoll: start must be \"oldest\", \"latest\" or an int sequence number");
 }
 
-PySubscriber subscribe(PyTopic& self, const py::object& start, std::uint64_t tags) {
-  Subscriber sub = self.topic->subscribe(to_start(start), tags);
+PySubscriber subscribe(PyTopic& self, const py::object& start, std::uint64_t tags, bool resume) {
+  if (resume && !PyLong_Check(start.ptr())) {
+    throw py::type_error("pushpoll: resume=True needs a sequence number to resume from as start");
+  }
+  Subscriber sub = self.topic->subscribe(to_start(start, resume), tags);
   return PySubscriber{std::make_shared<SubState>(self.hub, self.topic, std::move(sub))};
 }
 
@@ -195,12 +198,15 @@ Appends every buffer of ``messages`` with one claim per ring-sized chunk, all wi
 ``tag``; returns the sequence number of the last. An empty iterable raises Error.
 Releases the GIL while it copies (and, with overflow="block", while it waits).
 )doc")
-      .def("subscribe", &subscribe, py::arg("start") = "oldest", py::arg("tags") = kAllTags, R"doc(
+      .def("subscribe", &subscribe, py::arg("start") = "oldest", py::arg("tags") = kAllTags, py::kw_only(),
+           py::arg("resume") = false, R"doc(
 A new Subscriber reading from ``start``: "oldest" (the oldest retained message),
 "latest" (the next one published) or a sequence number in [oldest, head] (else
-InvalidCursor). It receives the messages whose tag t has bit ``1 << t`` set in ``tags``
-(default ALL_TAGS). Raises Closed after close(), Error when the subscriber table is full
-or ``tags`` is 0.
+InvalidCursor). With ``resume=True``, a sequence number is where a subscriber left off:
+it starts there if still retained, else at the oldest, and its first poll reports the exact
+gap. It receives the messages whose tag t has bit ``1 << t`` set in ``tags`` (default
+ALL_TAGS). Raises Closed after close(), Error when the subscriber table is full or ``tags``
+is 0.
 )doc")
       .def_property_readonly("name", [](const PyTopic& self) { return self.topic->name(); })
       .def_property_readonly("head", [](const PyTopic& self) { return self.topic->head(); },

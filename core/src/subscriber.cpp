@@ -102,6 +102,27 @@ Subscriber Topic::subscribe(Start start, std::uint64_t tag_mask) {
         seq = head();
       } while (!attach(slot, seq));
       break;
+    case Start::Kind::resume:
+      seq = start.seq();
+      if (seq > head()) {
+        const std::uint64_t hi = head();
+        // Release: hands the slot back (pairs with the acquire CAS in take_slot()).
+        slot.state.store(kSlotFree, std::memory_order_release);
+        if (read_only_ && !core->private_slot) owner_->return_seat(*this, &slot);
+        throw InvalidCursor("pushpoll: cursor " + std::to_string(seq) + " is past the head " + std::to_string(hi) +
+                            " of topic '" + name_ + "'");
+      }
+      for (;;) {
+        const std::uint64_t lo = oldest();
+        if (seq >= lo) {
+          if (attach(slot, seq)) break;
+          continue;
+        }
+        // Retired meanwhile: gate from the oldest, and keep the old cursor, so that the first
+        // poll finds the gap (SubscriberCore::gapped()) and reports it exactly.
+        if (attach(slot, lo)) break;
+      }
+      break;
     case Start::Kind::at:
       seq = start.seq();
       if (seq < oldest() || seq > head() || !attach(slot, seq)) {

@@ -277,10 +277,14 @@ class Topic:
         """Appends every buffer of ``messages`` with one claim per ring-sized chunk, all with
         ``tag``; returns the sequence number of the last. An empty iterable raises Error.
         Releases the GIL while it copies (and, with overflow="block", while it waits)."""
-    def subscribe(self, start: Union[Literal["oldest", "latest"], int] = "oldest", tags: int = ...) -> Subscriber:
+    def subscribe(
+        self, start: Union[Literal["oldest", "latest"], int] = "oldest", tags: int = ..., *, resume: bool = False
+    ) -> Subscriber:
         """A new Subscriber reading from ``start``: "oldest" (the oldest retained message),
         "latest" (the next one published) or a sequence number in [oldest, head] (else
-        InvalidCursor). It receives the messages whose tag t has bit ``1 << t`` set in ``tags``
+        InvalidCursor). With ``resume=True``, a sequence number is where a subscriber left off:
+        it starts there if still retained, else at the oldest, and its first poll reports the
+        exact gap. It receives the messages whose tag t has bit ``1 << t`` set in ``tags``
         (default ALL_TAGS). Raises Closed after close(), Error when the subscriber table is full
         or ``tags`` is 0."""
     @property

@@ -308,3 +308,23 @@ def test_hub_collected_before_what_it_made(survivor):
         keep.publish(b"more")
     del keep
     gc.collect()
+
+
+def test_resume_starts_where_a_subscriber_left_off_or_reports_the_exact_gap():
+    with pushpoll.Hub() as hub:
+        t = hub.topic("resume", capacity=4096, overflow="overwrite")
+        for i in range(10):
+            t.publish(b"%d" % i)
+        with t.subscribe(start=4, resume=True).poll() as batch:
+            assert (batch.gap, batch.first_seq, len(batch)) == (0, 4, 6)
+        for i in range(10, 400):
+            t.publish(b"%d" % i)
+        oldest = t.oldest
+        assert oldest > 4
+        with t.subscribe(start=4, resume=True).poll() as batch:
+            assert (batch.gap, batch.first_seq) == (oldest - 4, oldest)
+            assert bytes(next(iter(batch)).data) == b"%d" % oldest
+        with pytest.raises(pushpoll.InvalidCursor):
+            t.subscribe(start=401, resume=True)
+        with pytest.raises(TypeError):
+            t.subscribe(start="oldest", resume=True)

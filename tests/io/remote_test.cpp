@@ -904,5 +904,48 @@ TEST_F(CrossProcess, AKilledPublisherCostsTheReadersNothing) {
   EXPECT_TRUE(run_child([&] { return read_all(path_, 0); }).exited(0)) << "the server stopped serving";
 }
 
+TEST_F(CrossProcess, AReaderThatComesBackResumesAtItsCursorOrIsToldTheExactGap) {
+  Topic& t = topic(lossless(60s));
+  Server server = serve(*hub_, path_);
+  for (std::uint64_t i = 0; i < 40; ++i) t.publish(bytes_of(i));
+  // The first life: reads 25 messages, then dies with its cursor noted (its seat goes with it).
+  int cursor_pipe[2];
+  ASSERT_EQ(::pipe(cursor_pipe), 0);
+  const pid_t first = ::fork();
+  if (first == 0) {
+    pushpoll::Remote remote = pushpoll::connect(path_);
+    Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
+    Batch b = sub.poll(25);
+    b.release();
+    const std::uint64_t cursor = sub.cursor();
+    (void)!::write(cursor_pipe[1], &cursor, sizeof(cursor));
+    for (;;) ::pause();
+  }
+  std::uint64_t cursor = 0;
+  ASSERT_EQ(::read(cursor_pipe[0], &cursor, sizeof(cursor)), static_cast<ssize_t>(sizeof(cursor)));
+  ::kill(first, SIGKILL);
+  ::waitpid(first, nullptr, 0);
+  ::close(cursor_pipe[0]);
+  ::close(cursor_pipe[1]);
+  EXPECT_EQ(cursor, 25u);
+  // The second life resumes there: the next message, no gap.
+  EXPECT_TRUE(run_child([&] {
+                pushpoll::Remote remote = pushpoll::connect(path_);
+                Subscriber sub = remote.topic("trades").subscribe(Start::resume(cursor));
+                Batch b = sub.poll();
+                return b.gap() == 0 && b.first_seq() == 25 && b.size() == 15 && word_of(*b.begin()) == 25 ? 0 : 130;
+              }).exited(0));
+  // Meanwhile the ring moves on past it (nobody gates now): a third life is told the exact gap.
+  for (std::uint64_t i = 40; i < 400; ++i) t.publish(bytes_of(i));
+  const std::uint64_t oldest = t.oldest();
+  ASSERT_GT(oldest, cursor);
+  EXPECT_TRUE(run_child([&] {
+                pushpoll::Remote remote = pushpoll::connect(path_);
+                Subscriber sub = remote.topic("trades").subscribe(Start::resume(cursor));
+                Batch b = sub.poll();
+                return b.gap() == oldest - cursor && b.first_seq() == oldest && word_of(*b.begin()) == oldest ? 0 : 131;
+              }).exited(0));
+}
+
 }  // namespace
 }  // namespace pushpoll::test

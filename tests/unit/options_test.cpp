@@ -165,6 +165,9 @@ TEST(Start, KindsAndSeqAreWhatWasAskedFor) {
   static_assert(at.kind() == Start::Kind::at);
   static_assert(at.seq() == 42);
   EXPECT_EQ(Start::at(~std::uint64_t{0}).seq(), ~std::uint64_t{0});
+  constexpr Start resume = Start::resume(7);
+  static_assert(resume.kind() == Start::Kind::resume);
+  static_assert(resume.seq() == 7);
 }
 
 TEST(TagMasks, AllTagsCoversTags0To63) {

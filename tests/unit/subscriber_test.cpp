@@ -185,6 +185,49 @@ TEST(Subscriber, StartLatestBeginsAtHead) {
   EXPECT_EQ(text_of((*b.begin()).data), "fresh");
 }
 
+TEST(Subscriber, StartResumeContinuesWhereItLeftOffWhileRetained) {
+  test::TestHub hub;
+  Topic& t = hub.topic("t", small_topic());
+  publish_numbered(t, 20, 64);
+  Subscriber sub = t.subscribe(Start::resume(12));
+  EXPECT_EQ(sub.cursor(), 12u);
+  Batch b = sub.poll();
+  EXPECT_EQ(b.gap(), 0u);
+  EXPECT_EQ(b.first_seq(), 12u);
+  EXPECT_EQ(b.size(), 8u);
+  // At the head: nothing yet, then the next message.
+  Subscriber at_head = t.subscribe(Start::resume(20));
+  EXPECT_TRUE(at_head.poll().empty());
+  t.publish(pattern(20, 64));
+  EXPECT_EQ(at_head.poll().first_seq(), 20u);
+}
+
+TEST(Subscriber, StartResumeAfterTheRingMovedOnReportsTheExactGap) {
+  test::TestHub hub;
+  Topic& t = hub.topic("t", small_topic());
+  publish_numbered(t, 200, 64);  // no subscriber: the ring laps freely
+  const std::uint64_t oldest = t.oldest();
+  ASSERT_GT(oldest, 5u);
+  Subscriber sub = t.subscribe(Start::resume(5));
+  Batch b = sub.poll();
+  EXPECT_EQ(b.gap(), oldest - 5);
+  EXPECT_EQ(b.first_seq(), oldest);
+  EXPECT_TRUE(test::matches_pattern((*b.begin()).data, oldest));
+  b.release();
+  const auto rest = drain(sub);
+  EXPECT_EQ(oldest + b.size() + rest.size(), 200u);
+  // It gated from the oldest meanwhile: nothing it still had to read was retired under it.
+  EXPECT_EQ(t.stats().laps, 1u);
+}
+
+TEST(Subscriber, StartResumePastTheHeadIsAnInvalidCursor) {
+  test::TestHub hub;
+  Topic& t = hub.topic("t", small_topic());
+  publish_numbered(t, 3);
+  EXPECT_THROW((void)t.subscribe(Start::resume(4)), InvalidCursor);
+  EXPECT_EQ(t.stats().subscribers, 0u) << "the slot was not handed back";
+}
+
 TEST(Subscriber, StartLatestOnAnEmptyTopicSeesTheFirstMessage) {
   test::TestHub hub;
   Topic& t = hub.topic("t", small_topic());

@@ -69,11 +69,15 @@ struct TopicOptions {
 /// Where a new subscriber starts reading.
 class Start {
  public:
-  enum class Kind : std::uint8_t { oldest, latest, at };
+  enum class Kind : std::uint8_t { oldest, latest, at, resume };
   static const Start oldest;  ///< the oldest retained message
   static const Start latest;  ///< the next message published (head())
   /// A given sequence number in [topic.oldest(), topic.head()]; anything else throws InvalidCursor.
   static constexpr Start at(std::uint64_t seq) noexcept { return Start{Kind::at, seq}; }
+  /// Where a subscriber left off (its last cursor, kept by a process that restarts or reconnects):
+  /// there if it is still retained; if it was retired meanwhile, the oldest retained message, and
+  /// the first poll reports the exact gap. Past head() throws InvalidCursor.
+  static constexpr Start resume(std::uint64_t seq) noexcept { return Start{Kind::resume, seq}; }
 
   [[nodiscard]] constexpr Kind kind() const noexcept { return kind_; }
   [[nodiscard]] constexpr std::uint64_t seq() const noexcept { return seq_; }
