@@ -38,6 +38,7 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -653,6 +654,117 @@ BENCHMARK(BM_PushpollRemote_OneToOne)
     ->Args({64, kMessagesPerIteration, 0})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+/// Eight readers' progress, shared by the producer and the reader processes (or threads).
+struct FanOutLink {
+  static constexpr unsigned kReaders = 8;
+  struct alignas(pushpoll::detail::kCacheLine) Count {
+    std::atomic<std::uint64_t> value{0};  // release by its reader per batch; acquire by the producer
+  };
+  Count consumed[kReaders];
+  alignas(pushpoll::detail::kCacheLine) std::atomic<bool> stop{false};  // release by the producer
+  std::atomic<int> ready{0};   // readers subscribed (release)
+  std::atomic<int> failed{0};  // a reader found a wrong message (release)
+};
+
+/// One fan-out reader: parks in poll_wait() when there is nothing (eight readers on two cores: the
+/// way such a reader is written), checks each message's seq and counter.
+void fan_out_reader(pushpoll::Subscriber& sub, FanOutLink& link, unsigned r) {
+  std::uint64_t expected = sub.cursor();
+  link.ready.fetch_add(1, std::memory_order_release);
+  while (!link.stop.load(std::memory_order_acquire)) {
+    pushpoll::Batch batch = sub.poll_wait(kPollMax, std::chrono::milliseconds(100));
+    for (const pushpoll::Message& m : batch) {
+      if (m.seq != expected || read_counter(m.data.data()) != m.seq) link.failed.store(1, std::memory_order_release);
+      ++expected;
+    }
+    if (!batch.release()) link.failed.store(1, std::memory_order_release);
+    link.consumed[r].value.store(expected, std::memory_order_release);
+  }
+}
+
+/// One producer, eight readers that park when idle, 64 B, Overflow::block: readers as threads of
+/// this process or (remote) as processes of their own that map the topic read-only.
+void fan_out_8(benchmark::State& state, bool remote) {
+  constexpr unsigned kReaders = FanOutLink::kReaders;
+  constexpr std::size_t kBytes = 64;
+  const auto n = static_cast<std::uint64_t>(state.range(0));
+  pushpoll::HubOptions hub_options;
+  if (remote) hub_options.memory = std::make_shared<pushpoll::io::SharedMemory>();
+  pushpoll::Hub hub(hub_options);
+  pushpoll::Topic& topic = hub.topic("bench", bench_topic_options(false));
+  void* page = ::mmap(nullptr, sizeof(FanOutLink), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  auto* link = new (page) FanOutLink{};
+  char dir[] = "/tmp/pushpoll-bench-XXXXXX";
+  std::optional<pushpoll::Server> server;
+  std::vector<pid_t> children;
+  std::vector<std::thread> threads;
+  std::vector<pushpoll::Subscriber> local;
+  if (remote) {
+    if (::mkdtemp(dir) == nullptr) return state.SkipWithError("mkdtemp failed");
+    const std::string path = std::string(dir) + "/hub.sock";
+    server.emplace(pushpoll::serve(hub, path));
+    for (unsigned r = 0; r < kReaders; ++r) {
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        try {
+          pushpoll::Remote connection = pushpoll::connect(path);
+          pushpoll::Subscriber sub = connection.topic("bench").subscribe(pushpoll::Start::oldest);
+          fan_out_reader(sub, *link, r);
+        } catch (const std::exception&) {
+          link->failed.store(1, std::memory_order_release);
+        }
+        ::_exit(0);
+      }
+      children.push_back(pid);
+    }
+  } else {
+    for (unsigned r = 0; r < kReaders; ++r) local.push_back(topic.subscribe(pushpoll::Start::oldest));
+    for (unsigned r = 0; r < kReaders; ++r) threads.emplace_back([&, r] { fan_out_reader(local[r], *link, r); });
+  }
+  while (link->ready.load(std::memory_order_acquire) < static_cast<int>(kReaders) &&
+         link->failed.load(std::memory_order_acquire) == 0) {
+    std::this_thread::yield();
+  }
+  std::vector<std::byte> message(kBytes, kFiller);
+  std::uint64_t sent = 0;
+  const auto step = [&](std::uint64_t count) {
+    for (std::uint64_t i = 0; i < count; ++i, ++sent) {
+      write_counter(message.data(), sent);
+      topic.publish(message);
+    }
+    for (unsigned r = 0; r < kReaders; ++r) {
+      while (link->consumed[r].value.load(std::memory_order_acquire) < sent) {
+        if (link->failed.load(std::memory_order_acquire) != 0) return false;
+        std::this_thread::yield();
+      }
+    }
+    return true;
+  };
+  if (!step(n / 4)) state.SkipWithError("a reader failed");
+  for (auto _ : state) {
+    if (!step(n)) {
+      state.SkipWithError("a reader failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(n * kReaders) * state.iterations());
+  link->stop.store(true, std::memory_order_release);
+  for (auto& t : threads) t.join();
+  for (const pid_t pid : children) ::waitpid(pid, nullptr, 0);
+  server.reset();
+  if (remote) ::rmdir(dir);
+  local.clear();
+  ::munmap(page, sizeof(FanOutLink));
+}
+
+// One producer, eight reader threads parking in poll_wait(): deliveries per second (8 per message).
+void BM_Pushpoll_FanOut8(benchmark::State& state) { fan_out_8(state, false); }
+BENCHMARK(BM_Pushpoll_FanOut8)->ArgNames({"msgs"})->Arg(1 << 18)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The same with the eight readers in processes of their own, mapping the topic read-only.
+void BM_PushpollRemote_FanOut8(benchmark::State& state) { fan_out_8(state, true); }
+BENCHMARK(BM_PushpollRemote_FanOut8)->ArgNames({"msgs"})->Arg(1 << 18)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // ---- many producers, one consumer ---------------------------------------------------------------
 
