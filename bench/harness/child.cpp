@@ -24,6 +24,7 @@ std::unique_ptr<Design> make_design(const DesignSpec& spec, const Config& cfg) {
     case DesignSpec::Kind::pushpoll:
     case DesignSpec::Kind::pushpoll_groups:
     case DesignSpec::Kind::pushpoll_sentinel:
+    case DesignSpec::Kind::pushpoll_ipc:
     case DesignSpec::Kind::polling:
       return make_pushpoll_design(spec, cfg);
     case DesignSpec::Kind::spsc_push:

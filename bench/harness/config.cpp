@@ -176,6 +176,8 @@ DesignSpec parse_design(std::string_view name) {
     d.kind = DesignSpec::Kind::pushpoll_groups;
   } else if (n == "pushpoll-sentinel") {
     d.kind = DesignSpec::Kind::pushpoll_sentinel;
+  } else if (n == "pushpoll-ipc") {
+    d.kind = DesignSpec::Kind::pushpoll_ipc;
   } else if (n == "spsc-push") {
     d.kind = DesignSpec::Kind::spsc_push;
   } else if (n == "zmq") {
@@ -186,7 +188,7 @@ DesignSpec parse_design(std::string_view name) {
     d.name = "poll-" + duration_literal(d.delay_ns);
   } else {
     throw std::invalid_argument("unknown design '" + std::string(name) +
-                                "' (pushpoll, pushpoll-groups, pushpoll-sentinel, poll-<DELAY> such as poll-1ms or "
+                                "' (pushpoll, pushpoll-groups, pushpoll-sentinel, pushpoll-ipc, poll-<DELAY> such as poll-1ms or "
                                 "poll-100us, spsc-push, zmq)");
   }
   return d;

@@ -62,14 +62,14 @@ void from_json(const nlohmann::json& j, Config& c);
 
 /// A design named on the command line.
 struct DesignSpec {
-  enum class Kind { pushpoll, pushpoll_groups, pushpoll_sentinel, polling, spsc_push, zmq };
+  enum class Kind { pushpoll, pushpoll_groups, pushpoll_sentinel, pushpoll_ipc, polling, spsc_push, zmq };
   Kind kind = Kind::pushpoll;
   std::string name;              ///< as given, normalised (e.g. "poll-1ms")
   std::uint64_t delay_ns = 0;    ///< polling: the sleep between passes
 };
 
-/// Parses "pushpoll", "pushpoll-groups", "pushpoll-sentinel", "poll-<DELAY>" (poll-1ms, poll-100us, poll-0), "spsc-push",
-/// "zmq". Throws std::invalid_argument naming the accepted forms.
+/// Parses "pushpoll", "pushpoll-groups", "pushpoll-sentinel", "pushpoll-ipc", "poll-<DELAY>" (poll-1ms, poll-100us,
+/// poll-0), "spsc-push", "zmq". Throws std::invalid_argument naming the accepted forms.
 DesignSpec parse_design(std::string_view name);
 /// Whether this build includes the ZeroMQ design.
 bool have_zmq() noexcept;

@@ -256,7 +256,8 @@ void add_run_options(CLI::App& app, Cli& a) {
                "at normal priority (busy FIFO threads would take the CPUs from everything else)");
   app.add_option("--designs", a.designs,
                  "comma-separated: pushpoll, pushpoll-groups (a WakeGroup per thread), pushpoll-sentinel (a "
-                 "thread arms one subscriber per tag mask for all), poll-<DELAY> (poll-1ms, poll-100us, "
+                 "thread arms one subscriber per tag mask for all), pushpoll-ipc (each reader thread's subscribers in a "
+                 "process of its own, mapping the topic read-only), poll-<DELAY> (poll-1ms, poll-100us, "
                  "poll-10ms), spsc-push, zmq")
       ->capture_default_str();
   app.add_option("--json", a.json_path, "write every result (and the machine) to this file as JSON");

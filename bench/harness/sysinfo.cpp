@@ -89,12 +89,18 @@ nlohmann::json machine_info() {
 
 ProcessSnapshot snapshot_process() {
   ProcessSnapshot s;
-  rusage ru{};
+  // This process and its reaped children: the reader processes of a design that has them
+  // (pushpoll-ipc), which are reaped before the run's last snapshot.
+  rusage ru{}, kids{};
   ::getrusage(RUSAGE_SELF, &ru);
-  s.user_s = static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
-  s.sys_s = static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
-  s.voluntary_switches = static_cast<std::uint64_t>(ru.ru_nvcsw);
-  s.involuntary_switches = static_cast<std::uint64_t>(ru.ru_nivcsw);
+  ::getrusage(RUSAGE_CHILDREN, &kids);
+  const auto seconds = [](const timeval& a, const timeval& b) {
+    return static_cast<double>(a.tv_sec + b.tv_sec) + static_cast<double>(a.tv_usec + b.tv_usec) / 1e6;
+  };
+  s.user_s = seconds(ru.ru_utime, kids.ru_utime);
+  s.sys_s = seconds(ru.ru_stime, kids.ru_stime);
+  s.voluntary_switches = static_cast<std::uint64_t>(ru.ru_nvcsw + kids.ru_nvcsw);
+  s.involuntary_switches = static_cast<std::uint64_t>(ru.ru_nivcsw + kids.ru_nivcsw);
   s.maxrss_kib = static_cast<std::uint64_t>(ru.ru_maxrss);
   std::ifstream io("/proc/self/io");
   std::string key;

@@ -230,6 +230,33 @@ void Checker::Account::flush() noexcept {
   transit_.flush();
 }
 
+std::vector<std::uint64_t> Checker::state() const {
+  std::vector<std::uint64_t> out;
+  out.reserve(subs_.size() * 7 + next_.size());
+  for (const Sub& s : subs_) {
+    out.insert(out.end(), {s.received, s.skipped, s.out_of_order, s.malformed, s.next_topic_seq, s.countdown, s.tag});
+  }
+  out.insert(out.end(), next_.begin(), next_.end());
+  return out;
+}
+
+bool Checker::set_state(std::span<const std::uint64_t> words) {
+  if (words.size() != subs_.size() * 7 + next_.size()) return false;
+  const std::uint64_t* w = words.data();
+  for (Sub& s : subs_) {
+    s.received = w[0];
+    s.skipped = w[1];
+    s.out_of_order = w[2];
+    s.malformed = w[3];
+    s.next_topic_seq = w[4];
+    s.countdown = static_cast<std::uint32_t>(w[5]);
+    s.tag = static_cast<std::uint8_t>(w[6]);
+    w += 7;
+  }
+  std::copy(w, w + next_.size(), next_.begin());
+  return true;
+}
+
 void Checker::finish(std::span<const std::uint64_t> published) {
   totals_ = Totals{};
   for (std::size_t l = 0; l < subs_.size(); ++l) {

@@ -335,6 +335,12 @@ class Checker {
   };
   [[nodiscard]] const Totals& totals() const noexcept { return totals_; }
 
+  /// Every subscriber's state as words, for a reader that ran in another process (pushpoll-ipc):
+  /// it sends them back, and the Checker of the same subscribers in this process takes them in.
+  [[nodiscard]] std::vector<std::uint64_t> state() const;
+  /// Takes in state() of a Checker made for the same subscribers; false if it does not fit.
+  bool set_state(std::span<const std::uint64_t> words);
+
  private:
   struct Sub {
     std::uint64_t received = 0, skipped = 0, out_of_order = 0, malformed = 0;

@@ -63,7 +63,7 @@ struct Request {
 
 /// Slots a connection can seat at once (subscribers of that process, over all topics): the page
 /// of slots it shares with the server.
-constexpr std::uint32_t kSeatsPerConnection = 256;
+constexpr std::uint32_t kSeatsPerConnection = 4096;
 constexpr std::size_t kSeatPageBytes = kSeatsPerConnection * sizeof(detail::SubscriberSlot);
 
 /// A message published through the owner: this header, then `size` bytes of payload, in one

@@ -186,18 +186,18 @@ endfunction()
 
 # 1. Lossless, as fast as possible, a fixed message count, two reader threads: every design.
 run(max-count 12 1 TRUE
-    --designs pushpoll,pushpoll-groups,pushpoll-sentinel,poll-1ms,spsc-push,zmq -P 1 -T 2 --rate max --messages 20000 --duration 10s
+    --designs pushpoll,pushpoll-groups,pushpoll-sentinel,pushpoll-ipc,poll-1ms,spsc-push,zmq -P 1 -T 2 --rate max --messages 20000 --duration 10s
     --sample-every 1)
 # 2. Lossless at a fixed rate for a fixed time, three tags (each subscriber takes one).
 run(rate-tags 6 3 TRUE
-    --designs pushpoll,pushpoll-groups,pushpoll-sentinel,poll-100us,spsc-push,zmq -P 1 -T 2 --rate 20k --duration 300ms)
+    --designs pushpoll,pushpoll-groups,pushpoll-sentinel,pushpoll-ipc,poll-100us,spsc-push,zmq -P 1 -T 2 --rate 20k --duration 300ms)
 # 3. Lossless at the maximum rate with the default timing (1 in 64), one reader thread: the batch
 #    loop pushpoll uses at the maximum rate.
 run(max-timed 10 1 TRUE
     --designs pushpoll,pushpoll-groups,spsc-push,zmq -P 1 -T 1 --rate max --messages 30000 --duration 10s)
 # 4. Lossy: a small ring and shallow queues; whatever is lost must show up as gaps.
 run(lossy 4 1 FALSE
-    --designs pushpoll,spsc-push,zmq -P 1 -T 1 --rate max --messages 20000 --duration 10s --overflow overwrite
+    --designs pushpoll,pushpoll-ipc,spsc-push,zmq -P 1 -T 1 --rate max --messages 20000 --duration 10s --overflow overwrite
     --ring-bytes 16k --queue-depth 16)
 
 get_property(_failures GLOBAL PROPERTY smoke_failures)

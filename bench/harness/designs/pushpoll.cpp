@@ -11,12 +11,29 @@
 //                   topic, so a message none of them has seen is one that subscriber has not seen
 //                   either, and its wake-up stands for all of them. Arming costs a heavy barrier
 //                   (membarrier) per subscriber armed; this arms a handful instead of hundreds.
+// pushpoll-ipc      pushpoll with each reader thread's subscribers in a process of its own: the
+//                   topic is served (pushpoll::serve) and every reader process maps it read-only
+//                   (pushpoll::connect), then runs the pushpoll reader loop; the reader thread of
+//                   this process only starts it, relays "publishers done", and takes its checks
+//                   and statistics back at the end. CPU includes the reader processes.
 // poll-DELAY        the same topic, the same cursors, no wake-ups: a pass over the subscribers, then
 //                   sleep(DELAY), forever. This isolates what the wake-ups buy: the log, the cursors
 //                   and the zero-copy reads are identical.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <pushpoll/io/shared_memory.hpp>
 #include <pushpoll/pushpoll.hpp>
+#include <pushpoll/remote.hpp>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <type_traits>
 #include <array>
 #include <chrono>
 #include <memory>
@@ -30,12 +47,52 @@ namespace {
 
 constexpr std::uint64_t kGroupTag = kStopTag - 1;
 
+static_assert(std::is_trivially_copyable_v<ReaderStats>, "a reader process sends its statistics as bytes");
+
+/// Writes all of `n` bytes; false if the other end is gone.
+bool write_all(int fd, const void* p, std::size_t n) {
+  const auto* b = static_cast<const char*>(p);
+  while (n > 0) {
+    const ssize_t k = ::write(fd, b, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    b += k;
+    n -= static_cast<std::size_t>(k);
+  }
+  return true;
+}
+/// Reads all of `n` bytes; false at end of file or on an error.
+bool read_all(int fd, void* p, std::size_t n) {
+  auto* b = static_cast<char*>(p);
+  while (n > 0) {
+    const ssize_t k = ::read(fd, b, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    b += k;
+    n -= static_cast<std::size_t>(k);
+  }
+  return true;
+}
+
+/// What the reader processes of pushpoll-ipc share with this one: an anonymous shared page.
+struct IpcShared {
+  // Release by the relaying reader thread once the coordinator said so; acquire by the process.
+  alignas(64) std::atomic<bool> publishers_done{false};
+  // Per reader process, its deliveries so far (relaxed: progress display only).
+  struct alignas(64) Progress {
+    std::atomic<std::uint64_t> value{0};
+  };
+  Progress delivered[1];  // cfg.threads of them (the page is sized for them)
+  static std::size_t bytes(unsigned threads) { return sizeof(IpcShared) + sizeof(Progress) * threads; }
+};
+
 class RingDesign final : public Design {
  public:
   RingDesign(const DesignSpec& spec, const Config& cfg)
       : spec_(spec), cfg_(cfg), full_retries_(cfg.publishers) {
     groups_ = spec.kind == DesignSpec::Kind::pushpoll_groups ||
               (spec.kind == DesignSpec::Kind::pushpoll && cfg.wake_groups);
+    ipc_ = spec.kind == DesignSpec::Kind::pushpoll_ipc;
     sentinel_ = spec.kind == DesignSpec::Kind::pushpoll_sentinel;
     polling_ = spec.kind == DesignSpec::Kind::polling;
   }
@@ -53,6 +110,7 @@ class RingDesign final : public Design {
     d += groups_     ? " on its WakeGroup's eventfd (WakeGroup::wait(0) arms all members behind one barrier)"
          : sentinel_ ? " on the eventfd of one subscriber per tag mask, armed for all (the first it polls)"
                      : " on their eventfds";
+    if (ipc_) d += "; each reader thread's subscribers in a process of its own, mapping the topic read-only";
     if (cfg_.spin_ns != 0) d += " (after spinning " + human_ns(static_cast<double>(cfg_.spin_ns)) + ")";
     return d;
   }
@@ -67,7 +125,9 @@ class RingDesign final : public Design {
     ho.coalesce_window = std::chrono::nanoseconds(cfg_.coalesce_ns);
     ho.sqpoll = cfg_.sqpoll;
     ho.asymmetric_barrier = cfg_.barrier == "asymmetric";
+    if (ipc_) ho.memory = std::make_shared<io::SharedMemory>();
     hub_ = std::make_unique<Hub>(ho);
+    done_ = &ctx.publishers_done;
 
     TopicOptions to;
     to.capacity = cfg_.ring_bytes;
@@ -80,15 +140,23 @@ class RingDesign final : public Design {
     topic_ = &hub_->topic("bench", to);
 
     readers_.resize(cfg_.threads);
-    for (unsigned t = 0; t < cfg_.threads; ++t) {
+    for (unsigned t = 0; t < cfg_.threads; ++t) progress_.push_back(&ctx.delivered[t].value);
+    if (ipc_) return start_reader_processes(ctx);
+    for (unsigned t = 0; t < cfg_.threads; ++t) subscribe_reader(t, *topic_);
+  }
+
+  /// Subscribes reader t's subscribers on `topic` and builds what it parks on.
+  void subscribe_reader(unsigned t, Topic& topic) {
+    RunContext& ctx = *ctx_;
+    {
       Reader& r = readers_[t];
       const auto& ids = ctx.subs_of_thread[t];
       r.subs.reserve(ids.size());
       for (const unsigned id : ids) {
         const std::uint64_t mask = cfg_.tags > 1 ? std::uint64_t{1} << (id % cfg_.tags) : kAllTags;
-        r.subs.push_back(topic_->subscribe(Start::oldest, mask));
+        r.subs.push_back(topic.subscribe(Start::oldest, mask));
       }
-      if (polling_) continue;
+      if (polling_) return;
       r.epoll = std::make_unique<Epoll>();
       r.epoll->add(ctx.stop_fds[t], kStopTag);
       if (groups_) {
@@ -127,6 +195,7 @@ class RingDesign final : public Design {
   }
 
   void serve(unsigned t, Checker& check, ReaderStats& stats) override {
+    if (ipc_) return relay(t, check, stats);
     if (cfg_.lossless) {
       polling_ ? serve_polling<true>(t, check, stats)
       : groups_ ? serve_group<true>(t, check, stats)
@@ -137,6 +206,112 @@ class RingDesign final : public Design {
                 : serve_push<false>(t, check, stats);
     }
   }
+
+  // ---- pushpoll-ipc: the reader processes ----
+
+  /// Serves the topic, then forks one reader process per reader thread; returns once each has
+  /// subscribed (before any message is published, as the in-process readers are).
+  void start_reader_processes(RunContext& ctx) {
+    char dir[] = "/tmp/pushpoll-bench-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) throw std::runtime_error("pushpoll-ipc: mkdtemp failed");
+    socket_dir_ = dir;
+    server_ = std::make_unique<Server>(pushpoll::serve(*hub_, socket_dir_ + "/hub.sock"));
+    shared_bytes_ = IpcShared::bytes(cfg_.threads);
+    void* page = ::mmap(nullptr, shared_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) throw std::runtime_error("pushpoll-ipc: mmap failed");
+    shared_ = new (page) IpcShared{};
+    for (unsigned t = 0; t < cfg_.threads; ++t) new (&shared_->delivered[t]) IpcShared::Progress{};
+    for (unsigned t = 0; t < cfg_.threads; ++t) {
+      int go[2], back[2];
+      if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(back, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+      const pid_t pid = ::fork();
+      if (pid < 0) throw std::runtime_error("pushpoll-ipc: fork failed");
+      if (pid == 0) {
+        ::close(go[1]);
+        ::close(back[0]);
+        reader_process(t, go[0], back[1]);  // never returns
+      }
+      ::close(go[0]);
+      ::close(back[1]);
+      processes_.push_back({pid, go[1], back[0]});
+      char ok = 0;
+      if (!read_all(back[0], &ok, 1) || ok != 1) {
+        throw std::runtime_error("pushpoll-ipc: reader process " + std::to_string(t) + " could not subscribe");
+      }
+    }
+    (void)ctx;
+  }
+
+  /// The reader process of thread t: connects, subscribes, says so, waits for the go, runs the
+  /// pushpoll reader loop, and sends back its statistics and its checker's state.
+  [[noreturn]] void reader_process(unsigned t, int go, int back) {
+    int code = 0;
+    try {
+      Remote remote = pushpoll::connect(socket_dir_ + "/hub.sock");
+      subscribe_reader(t, remote.topic("bench"));
+      done_ = &shared_->publishers_done;
+      progress_[t] = &shared_->delivered[t].value;
+      const char ok = 1;
+      char start = 0;
+      if (!write_all(back, &ok, 1) || !read_all(go, &start, 1)) ::_exit(2);
+      Checker check(cfg_, ctx_->subs_of_thread[t]);
+      auto stats = std::make_unique<ReaderStats>();
+      if (cfg_.lossless) {
+        serve_push<true>(t, check, *stats);
+      } else {
+        serve_push<false>(t, check, *stats);
+      }
+      const std::vector<std::uint64_t> words = check.state();
+      const std::uint64_t n = words.size();
+      if (!write_all(back, stats.get(), sizeof(ReaderStats)) || !write_all(back, &n, sizeof(n)) ||
+          !write_all(back, words.data(), n * sizeof(std::uint64_t))) {
+        code = 3;
+      }
+    } catch (...) {
+      code = 4;
+    }
+    ::_exit(code);
+  }
+
+  /// Reader thread t of this process, for its reader process: starts it, relays "publishers done"
+  /// (and the stop eventfd) and its progress, then takes its results.
+  void relay(unsigned t, Checker& check, ReaderStats& stats) {
+    const Process& p = processes_[t];
+    const char go = 1;
+    if (!write_all(p.go, &go, 1)) throw std::runtime_error("reader process " + std::to_string(t) + " is gone");
+    bool relayed = false;
+    for (;;) {
+      // Acquire: as a reader's; the process acquires it from the shared page in turn (release).
+      if (!relayed && done_->load(std::memory_order_acquire)) {
+        shared_->publishers_done.store(true, std::memory_order_release);
+        const std::uint64_t one = 1;
+        (void)!::write(ctx_->stop_fds[t], &one, sizeof(one));  // wakes it if it parked first
+        relayed = true;
+      }
+      // Relaxed: progress display only.
+      ctx_->delivered[t].value.store(shared_->delivered[t].value.load(std::memory_order_relaxed),
+                                     std::memory_order_relaxed);
+      pollfd pf{p.back, POLLIN, 0};
+      if (::poll(&pf, 1, 10) > 0) break;
+    }
+    std::uint64_t n = 0;
+    std::vector<std::uint64_t> words;
+    auto received = std::make_unique<ReaderStats>();
+    bool ok = read_all(p.back, received.get(), sizeof(ReaderStats)) && read_all(p.back, &n, sizeof(n));
+    if (ok) {
+      words.resize(n);
+      ok = read_all(p.back, words.data(), n * sizeof(std::uint64_t));
+    }
+    int status = 0;
+    ::waitpid(p.pid, &status, 0);
+    if (!ok || !check.set_state(words)) {
+      throw std::runtime_error("reader process " + std::to_string(t) + " failed (status " + std::to_string(status) + ")");
+    }
+    stats.merge(*received);
+  }
+
+  // The reader processes' own syscalls (their polls of eventfds, their doorbells) are not seen here.
+  bool syscalls_partial() const override { return ipc_; }
 
   DesignCounters counters() const override {
     const WakeStats w = hub_->wake_stats();
@@ -251,10 +426,10 @@ class RingDesign final : public Design {
     Reader& r = readers_[t];
     std::array<std::uint64_t, 256> ready{};
     std::uint64_t idle_since = 0;
-    auto& progress = ctx_->delivered[t].value;
+    auto& progress = *progress_[t];
     for (;;) {
       // Acquire: pairs with the coordinator's release; every message is visible to the pass below.
-      const bool done = ctx_->publishers_done.load(std::memory_order_acquire);
+      const bool done = done_->load(std::memory_order_acquire);
       ++st.passes;
       bool any = false;
       for (std::size_t l = 0; l < r.subs.size(); ++l) any |= take<kLossless>(r, l, check, st) != 0;
@@ -288,11 +463,11 @@ class RingDesign final : public Design {
   void serve_group(unsigned t, Checker& check, ReaderStats& st) {
     Reader& r = readers_[t];
     std::array<std::uint64_t, 256> ready{};
-    auto& progress = ctx_->delivered[t].value;
+    auto& progress = *progress_[t];
     std::uint64_t idle_since = 0;
     for (;;) {
       // Acquire: pairs with the coordinator's release; every message is visible to the look below.
-      const bool done = ctx_->publishers_done.load(std::memory_order_acquire);
+      const bool done = done_->load(std::memory_order_acquire);
       ++st.passes;
       if (cfg_.spin_ns != 0 && idle_since != 0) {
         // Spinning: full passes, nobody armed, until the spin time is up.
@@ -328,9 +503,9 @@ class RingDesign final : public Design {
   template <bool kLossless>
   void serve_polling(unsigned t, Checker& check, ReaderStats& st) {
     Reader& r = readers_[t];
-    auto& progress = ctx_->delivered[t].value;
+    auto& progress = *progress_[t];
     for (;;) {
-      const bool done = ctx_->publishers_done.load(std::memory_order_acquire);  // as in serve_push
+      const bool done = done_->load(std::memory_order_acquire);  // as in serve_push
       ++st.passes;
       bool any = false;
       // Fetch everything since each cursor.
@@ -353,16 +528,43 @@ class RingDesign final : public Design {
     }
   }
 
+  struct Process {
+    pid_t pid;
+    int go;    // this process -> it: one byte, "start"
+    int back;  // it -> this process: "subscribed", then its results
+  };
+
   DesignSpec spec_;
   const Config& cfg_;
+  bool ipc_ = false;
   bool groups_ = false;
   bool sentinel_ = false;
   bool polling_ = false;
   RunContext* ctx_ = nullptr;
+  std::atomic<bool>* done_ = nullptr;  // the coordinator's flag, or (in a reader process) the page's
+  std::vector<std::atomic<std::uint64_t>*> progress_;  // where reader t shows its deliveries
   std::unique_ptr<Hub> hub_;  // declared before readers_: outlives every subscriber and group
+  std::unique_ptr<Server> server_;  // pushpoll-ipc
+  std::string socket_dir_;
+  IpcShared* shared_ = nullptr;
+  std::size_t shared_bytes_ = 0;
+  std::vector<Process> processes_;
   Topic* topic_ = nullptr;
   std::vector<Reader> readers_;
   std::vector<Retries> full_retries_;
+
+ public:
+  ~RingDesign() override {
+    for (const Process& p : processes_) {
+      ::close(p.go);  // a process still waiting for its go sees end of file and leaves
+      ::close(p.back);
+      ::kill(p.pid, SIGKILL);  // reaped already unless the run failed
+      ::waitpid(p.pid, nullptr, WNOHANG);
+    }
+    server_.reset();
+    if (!socket_dir_.empty()) std::filesystem::remove_all(socket_dir_);
+    if (shared_ != nullptr) ::munmap(shared_, shared_bytes_);
+  }
 };
 
 }  // namespace
