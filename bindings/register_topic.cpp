@@ -177,6 +177,8 @@ void register_topic(py::module_& m) {
                     "Publishes aborted after holding readers or the ring back for claim_timeout.")
       .def_readonly("bias_revocations", &TopicStats::bias_revocations,
                     "Times a sole publisher's fast path was taken back by another publisher.")
+      .def_readonly("clamped_cursors", &TopicStats::clamped_cursors,
+                    "Cursors of other processes' subscribers found outside [oldest, claimed], and clamped.")
       .def("__repr__", [](const TopicStats& s) {
         return "TopicStats(head=" + std::to_string(s.head) + ", oldest=" + std::to_string(s.oldest) +
                ", subscribers=" + std::to_string(s.subscribers) + ", full_waits=" +

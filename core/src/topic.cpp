@@ -341,6 +341,7 @@ TopicStats Topic::stats() const noexcept {
   out.aborted = s.aborted.load(std::memory_order_relaxed);
   out.expired = s.expired.load(std::memory_order_relaxed);
   out.bias_revocations = s.revocations.load(std::memory_order_relaxed);
+  out.clamped_cursors = s.clamped.load(std::memory_order_relaxed);
   return out;
 }
 

@@ -251,6 +251,9 @@ class TopicStats:
     @property
     def bias_revocations(self) -> int:
         """Times a sole publisher's fast path was taken back by another publisher."""
+    @property
+    def clamped_cursors(self) -> int:
+        """Cursors of other processes' subscribers found outside [oldest, claimed], and clamped."""
 
 class Topic:
     """A topic: an append-only ring log. Every message gets the next sequence number.

@@ -625,6 +625,7 @@ TEST_F(CrossProcess, UntrustedCursorsAreClampedAndTheirSlotDetachedLikeAStalledR
   ::waitpid(vandal, nullptr, 0);
   EXPECT_EQ(read, 200u);
   EXPECT_GE(t.stats().detaches, 1u);
+  EXPECT_GE(t.stats().clamped_cursors, 1u) << "the clamped cursors were not reported";
 }
 
 // ---- remote readers are pushed ------------------------------------------------------------------

@@ -58,6 +58,8 @@ struct TopicStats {
   std::uint64_t aborted = 0;        ///< claims dropped without commit()
   std::uint64_t expired = 0;        ///< claims aborted after holding others back for claim_timeout
   std::uint64_t bias_revocations = 0;  ///< times a sole producer's fast path was taken back
+  std::uint64_t clamped_cursors = 0;   ///< cursors of other processes' subscribers found outside
+                                       ///< [oldest, claimed] by the retirer, and clamped (remote.hpp)
 };
 
 namespace detail {

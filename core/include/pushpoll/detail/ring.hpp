@@ -279,6 +279,7 @@ struct RingState {
   // their message went out (Topic::claims_open()).
   std::atomic<std::uint64_t> expiries_noticed{0};
   std::atomic<std::uint64_t> revocations{0};
+  std::atomic<std::uint64_t> clamped{0};
   std::atomic<std::uint32_t> subscribers{0};
 
   // ---- immutable after construction, for a process that maps the region (Topic::view()) ----
