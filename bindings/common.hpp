@@ -133,7 +133,8 @@ struct GroupState {
     py::object object;  // the Python Subscriber; touched with the GIL only
     std::shared_ptr<SubState> state;
   };
-  explicit GroupState(std::shared_ptr<HubState> h) : hub(std::move(h)), group(hub->hub()) {}
+  explicit GroupState(std::shared_ptr<HubState> h)
+      : hub(std::move(h)), group(hub->local ? hub->local->notifier() : hub->remote->notifier()) {}
   GroupState(const GroupState&) = delete;
   GroupState& operator=(const GroupState&) = delete;
 

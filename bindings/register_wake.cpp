@@ -245,7 +245,8 @@ write per group.
     for i in group.wait(timeout=1.0):           # the members pushed (or with messages)
         with group[i].poll() as batch: ...
 
-Members are subscribers of the same hub; the group keeps them alive while they are in it.
+Members are subscribers of the same hub (or, with a Remote, of that connection's topics); the
+group keeps them alive while they are in it.
 A member is woken through the group only: its wait() raises Error, its fileno() is the
 group's. Closing a member takes it out of the group. Safe to use from several threads
 (calls are serialized), though one serving thread is the intended use. A context manager
@@ -255,6 +256,8 @@ that closes the group on exit; ``async for ids in group`` serves it from asyncio
              if (hub.closed) throw Closed("pushpoll: the hub is closed");
              return PyWakeGroup(std::make_shared<GroupState>(hub.state));
            }),
+           py::arg("hub"))
+      .def(py::init([](const PyRemote& remote) { return PyWakeGroup(std::make_shared<GroupState>(remote.state)); }),
            py::arg("hub"))
       .def("add", &add, py::arg("subscriber"), R"doc(
 Adds a subscriber of the group's hub; returns its id in the group (0, 1, 2, ...; ids of removed

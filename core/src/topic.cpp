@@ -189,7 +189,7 @@ void Topic::remove_seat(std::uint32_t id) noexcept {
 void Topic::set_seat_fd(std::uint32_t id, int fd) noexcept {
   std::lock_guard lock(seats_mutex_);
   if (!seats_storage_ || id >= kMaxSeats || seats_storage_[id].slot.load(std::memory_order_relaxed) == nullptr) {
-    notifier_->close_fd(fd);
+    if (fd >= 0) notifier_->close_fd(fd);
     return;
   }
   // Relaxed: published to rounds by the seq_cst exchanges of the next seat_armed(). A descriptor

@@ -91,11 +91,11 @@ bool has_matching(detail::SubscriberCore& c) {
 }
 
 /// A subscriber of a topic mapped from another process is pushed through its seat (the owner
-/// writes its eventfd); one with a private slot (no seat) polls. Wake groups are this process's.
-void check_wakeable(const detail::SubscriberCore& c, bool group = false) {
-  if (c.read_only && (c.private_slot || group)) {
-    throw Error("pushpoll: topic '" + c.topic->name() + "' belongs to another process: " +
-                (group ? std::string("its subscribers cannot join a wake group yet") : "this subscriber can only poll"));
+/// writes its eventfd, or its wake group's); one with a private slot (no seat) polls.
+void check_wakeable(const detail::SubscriberCore& c) {
+  if (c.read_only && c.private_slot) {
+    throw Error("pushpoll: topic '" + c.topic->name() + "' belongs to another process and this subscriber has no "
+                "seat there: it can only poll");
   }
 }
 
@@ -341,7 +341,12 @@ Batch Subscriber::poll_wait(std::size_t max_messages, std::chrono::nanoseconds t
 
 // ---- wake groups ------------------------------------------------------------------------------
 
-WakeGroup::WakeGroup(Hub& hub) : notifier_(hub.notifier()) {
+WakeGroup::WakeGroup(Hub& hub) : WakeGroup(hub.notifier()) {}
+
+WakeGroup::WakeGroup(Topic& topic) : WakeGroup(topic.notifier_) {}
+
+WakeGroup::WakeGroup(std::shared_ptr<detail::Notifier> notifier) : notifier_(std::move(notifier)) {
+  if (!notifier_) throw Error("pushpoll: a wake group needs a notifier");
   fd_ = notifier_->open_eventfd();
 }
 
@@ -352,6 +357,14 @@ void leave_group(detail::SubscriberCore& c) noexcept {
   c.group = nullptr;
   // Relaxed: published by the seq_cst RMWs of the subscriber's next arming (as in open_fd()).
   c.own_slot().fd.store(c.own_fd, std::memory_order_relaxed);
+  if (c.read_only) {
+    // The owner writes its copy of the group's eventfd for this seat: give it ours back (or
+    // none, until we open one). An owner that is gone has nothing left to write.
+    try {
+      c.topic->owner()->set_wake_fd(*c.topic, c.slot_ptr, c.own_fd);
+    } catch (const Error&) {
+    }
+  }
   // A round on the member's topic may still hold the group's fd: let it finish before anyone
   // closes that fd.
   c.topic->quiesce_notifier();
@@ -368,8 +381,13 @@ WakeGroup::~WakeGroup() {
 std::uint32_t WakeGroup::add(Subscriber& subscriber) {
   auto& c = *subscriber.core_;
   if (c.group != nullptr) throw Error("pushpoll: the subscriber is already in a wake group");
-  check_wakeable(c, true);
+  check_wakeable(c);
+  if (c.topic->notifier() != notifier_.get()) {
+    throw Error("pushpoll: topic '" + c.topic->name() + "' is not served by this wake group's hub or connection");
+  }
   pushpoll::disarm(c);
+  // Another process's topic: its owner writes the group's eventfd for this subscriber from now on.
+  if (c.read_only) c.topic->owner()->set_wake_fd(*c.topic, c.slot_ptr, fd_);
   std::uint32_t id;
   if (!free_.empty()) {
     id = free_.back();

@@ -403,9 +403,9 @@ bool Server::State::answer(Connection& peer) noexcept {
     } else if (req.op == kSeat) {
       if (req.seat >= kSeatsPerConnection || peer.seated.count(req.seat) != 0) return false;  // not a client of ours
       peer.seated.emplace(req.seat, Connection::Seated{t, t->add_seat(&peer.page[req.seat])});
-    } else if (req.op == kWakeFd) {
+    } else if (req.op == kWakeFd) {  // with a descriptor, or without: none from now on
       auto it = peer.seated.find(req.seat);
-      if (it == peer.seated.end() || it->second.topic != t || passed < 0) return false;
+      if (it == peer.seated.end() || it->second.topic != t) return false;
       it->second.topic->set_seat_fd(it->second.id, std::exchange(passed, -1));  // the topic owns it now
     } else if (req.op == kUnseat) {
       auto it = peer.seated.find(req.seat);
@@ -782,6 +782,8 @@ Remote::~Remote() {
 }
 
 bool Remote::connected() const noexcept { return state_ && state_->owner_alive(); }
+
+std::shared_ptr<detail::Notifier> Remote::notifier() const noexcept { return state_ ? state_->notifier : nullptr; }
 
 Topic& Remote::topic(std::string_view name) {
   if (!state_) throw Closed("pushpoll: this Remote was moved from");

@@ -433,14 +433,15 @@ class WakeGroup:
         for i in group.wait(timeout=1.0):           # the members pushed (or with messages)
             with group[i].poll() as batch: ...
 
-    Members are subscribers of the same hub; the group keeps them alive while they are in it.
+    Members are subscribers of the same hub (or, with a Remote, of that connection's topics); the
+    group keeps them alive while they are in it.
     A member is woken through the group only: its wait() raises Error, its fileno() is the
     group's. Closing a member takes it out of the group. Safe to use from several threads
     (calls are serialized), though one serving thread is the intended use. A context manager
     that closes the group on exit; ``async for ids in group`` serves it from asyncio.
     """
 
-    def __init__(self, hub: Hub) -> None: ...
+    def __init__(self, hub: Union[Hub, Remote]) -> None: ...
     def add(self, subscriber: Subscriber) -> int:
         """Adds a subscriber of the group's hub; returns its id in the group (0, 1, 2, ...; ids
         of removed members are reused). Raises Error if it is in a group already, Closed if it

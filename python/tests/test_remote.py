@@ -230,3 +230,29 @@ def test_an_allowed_process_publishes_through_the_owner(tmp_path):
             for m in batch:
                 got.append((m.tag, bytes(m.data)))
         assert got == [(1, b"p%d" % i) for i in range(100)]
+
+
+def test_a_wake_group_of_another_process_topics(served):
+    hub, topic, server, path = served
+    hub.topic("quotes")
+    script = """
+        import sys, pushpoll
+        remote = pushpoll.connect(sys.argv[1])
+        t = remote.topic("trades").subscribe(start="latest")
+        q = remote.topic("quotes").subscribe(start="latest")
+        with pushpoll.WakeGroup(remote) as group:
+            assert [group.add(t), group.add(q)] == [0, 1]
+            print("ready", flush=True)
+            ids = group.wait(10)
+            assert list(ids) == [1], ids
+            with q.poll() as batch:
+                assert [bytes(m.data) for m in batch] == [b"q"]
+        print("ok")
+    """
+    proc = run_reader(script, path, wait=False)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.05)
+    hub.topic("quotes").publish(b"q")
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    assert out.strip() == "ok"

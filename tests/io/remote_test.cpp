@@ -948,5 +948,53 @@ TEST_F(CrossProcess, AReaderThatComesBackResumesAtItsCursorOrIsToldTheExactGap) 
               }).exited(0));
 }
 
+TEST_F(CrossProcess, AWakeGroupServesSubscribersOfTopicsOfAnotherProcess) {
+  Topic& trades = topic();
+  Topic& quotes = hub_->topic("quotes");
+  Server server = serve(*hub_, path_);
+  Gate ready, next;
+  std::thread owner([&] {
+    ready.pass();
+    std::this_thread::sleep_for(20ms);
+    quotes.publish(bytes_of(std::uint64_t{1}));  // wakes member 1 only
+    next.pass();
+    std::this_thread::sleep_for(20ms);
+    trades.publish(bytes_of(std::uint64_t{0}));  // wakes member 0 only
+    next.pass();
+    std::this_thread::sleep_for(20ms);
+    trades.publish(bytes_of(std::uint64_t{2}));  // after the group is gone: the subscriber's own fd
+  });
+  const ChildEnd end = run_child([&] {
+    pushpoll::Remote remote = pushpoll::connect(path_);
+    Subscriber t = remote.topic("trades").subscribe(Start::latest);
+    Subscriber q = remote.topic("quotes").subscribe(Start::latest);
+    {
+      WakeGroup group(remote.topic("trades"));
+      if (group.add(t) != 0 || group.add(q) != 1) return 140;
+      // A subscriber of another hub is refused.
+      Hub local;
+      Subscriber other = local.topic("x").subscribe();
+      try {
+        (void)group.add(other);
+        return 141;
+      } catch (const Error&) {
+      }
+      ready.open();
+      auto ids = group.wait(5s);
+      if (ids.size() != 1 || ids[0] != 1 || q.poll().size() != 1) return 142;
+      next.open();
+      ids = group.wait(5s);
+      if (ids.size() != 1 || ids[0] != 0 || t.poll().size() != 1) return 143;
+    }
+    // Out of the group: the owner writes the subscriber's own eventfd again.
+    next.open();
+    const auto start = Clock::now();
+    if (!t.wait(5s) || Clock::now() - start > 700ms || t.poll().size() != 1) return 144;
+    return 0;
+  });
+  owner.join();
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+}
+
 }  // namespace
 }  // namespace pushpoll::test

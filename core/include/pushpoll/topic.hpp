@@ -76,7 +76,7 @@ class OwnerLink {
   /// Unregisters and frees a slot from take_seat().
   virtual void return_seat(Topic& topic, SubscriberSlot* slot) noexcept = 0;
   /// Hands the owner the eventfd that wakes the subscriber in `slot` (the owner keeps its own
-  /// descriptor of it). Throws Error.
+  /// descriptor of it), or, with -1, takes it back. Throws Error.
   virtual void set_wake_fd(Topic& topic, SubscriberSlot* slot, int fd) = 0;
   /// The subscriber in `slot` stored wake = armed: the owner does the rest of the arming for it
   /// (counts it, queues it, runs its barrier, re-checks; Topic::seat_armed()).

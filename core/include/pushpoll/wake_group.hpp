@@ -22,10 +22,17 @@ namespace pushpoll {
 
 class Hub;
 class Subscriber;
+class Topic;
 
 class WakeGroup {
  public:
+  /// A group for subscribers of `hub`'s topics.
   explicit WakeGroup(Hub& hub);
+  /// A group for subscribers of the topics that share `topic`'s notifier: its hub's, or, for a
+  /// topic of another process (pushpoll/remote.hpp), the topics of that connection.
+  explicit WakeGroup(Topic& topic);
+  /// Internal: a group whose eventfd comes from `notifier`.
+  explicit WakeGroup(std::shared_ptr<detail::Notifier> notifier);
   WakeGroup(const WakeGroup&) = delete;
   WakeGroup& operator=(const WakeGroup&) = delete;
   /// Members still in the group leave it (they get their own eventfd back on next use).

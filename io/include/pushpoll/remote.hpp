@@ -26,7 +26,7 @@
 // owner alone; the owner seats it there, so it gates the writers (Overflow::block) and is detached
 // when it stalls, like a local one, and it stops gating the moment its process dies (the
 // connection hangs up). They are pushed through their eventfds as local ones are: poll, arm, fd,
-// wait, poll_wait. A process allow-listed as a publisher publishes through the owner (publish(),
+// wait, poll_wait, and WakeGroup(remote.topic(name)) for the topics of one connection. A process allow-listed as a publisher publishes through the owner (publish(),
 // publish_batch(): one datagram per message, at most 64 KiB, copied once by the owner); claim()
 // there throws Refused, as does publishing without the right.
 //
@@ -96,6 +96,9 @@ class Remote {
   Topic& topic(std::string_view name);
   /// Whether the server's process still answers (its socket is open). A hint.
   [[nodiscard]] bool connected() const noexcept;
+  /// Internal: the notifier of this connection's topics (their subscribers' eventfds); a
+  /// WakeGroup(topic) of one of them uses it.
+  [[nodiscard]] std::shared_ptr<detail::Notifier> notifier() const noexcept;
 
   struct State;  // internal
 
