@@ -239,17 +239,18 @@ std::uint64_t Topic::gate() noexcept {
     if (slot.state.load(std::memory_order_seq_cst) != kSlotAttached) continue;
     gate = std::min(gate, slot.cursor_seq.load(std::memory_order_seq_cst));
   }
-  // A seat's cursor is untrusted: one below the retire point would hold nothing that is still
-  // retained (and only stall the writers), so it counts as the retire point; one past what was
-  // claimed holds nothing either. Either is counted (TopicStats::clamped_cursors). Relaxed retire
-  // point: the retirer (us) is its only writer; relaxed claim word: a bound for the report only.
+  // A seat's cursor is untrusted. An attached subscriber's cursor is never behind the retire
+  // point (attach() and gating keep it there), so one that is has nothing retained to protect:
+  // it holds nothing (its next poll reports a gap). One past what was claimed holds nothing
+  // either. Both are counted (TopicStats::clamped_cursors). Relaxed retire point: the retirer (us)
+  // is its only writer; relaxed claim word: a bound for the report only.
   const std::uint64_t oldest = s.retire_seq.load(std::memory_order_relaxed);
   const std::uint64_t claimed = detail::claim_seq(s.claim.load(std::memory_order_relaxed), oldest);
   for_each_seat([&](Seat&, detail::SubscriberSlot& slot) {
     if (slot.state.load(std::memory_order_seq_cst) != kSlotAttached) return;
     const std::uint64_t cursor = slot.cursor_seq.load(std::memory_order_seq_cst);
     if (cursor < oldest || cursor > claimed) s.clamped.fetch_add(1, std::memory_order_relaxed);  // statistics
-    gate = std::min(gate, std::max(cursor, oldest));
+    if (cursor >= oldest) gate = std::min(gate, cursor);
   });
   return gate;
 }

@@ -586,7 +586,7 @@ TEST_F(CrossProcess, AStalledReaderIsDetachedAndToldItsExactGap) {
   EXPECT_GE(t.stats().detaches, 1u);
 }
 
-TEST_F(CrossProcess, UntrustedCursorsAreClampedAndTheirSlotDetachedLikeAStalledReaders) {
+TEST_F(CrossProcess, UntrustedCursorsBehindTheOldestHoldNothingAndAreReported) {
   Topic& t = topic(lossless(200ms));
   Server server = serve(*hub_, path_);
   Gate ready, stop;
@@ -609,9 +609,10 @@ TEST_F(CrossProcess, UntrustedCursorsAreClampedAndTheirSlotDetachedLikeAStalledR
     }
   }
   ready.pass();
-  // Every publish completes (no Full in publish_timeout = 10 s): the scribbler is held to a
-  // stalled reader's terms (detached after stall_timeout, each time it re-attaches behind), and
-  // the owner reads every message intact. 200 messages of 64 B fill a 4 KiB ring three times.
+  // Every publish completes (no Full in publish_timeout = 10 s): once the ring moved past the
+  // scribbler's cursors they hold nothing (before that it is a stalled reader, detached after
+  // stall_timeout); the owner reads every message intact. 200 messages of 64 B fill a 4 KiB ring
+  // three times.
   Subscriber local = t.subscribe(Start::oldest);
   std::uint64_t read = 0;
   for (std::uint64_t i = 0; i < 200; ++i) {
@@ -624,7 +625,6 @@ TEST_F(CrossProcess, UntrustedCursorsAreClampedAndTheirSlotDetachedLikeAStalledR
   ::kill(vandal, SIGKILL);
   ::waitpid(vandal, nullptr, 0);
   EXPECT_EQ(read, 200u);
-  EXPECT_GE(t.stats().detaches, 1u);
   EXPECT_GE(t.stats().clamped_cursors, 1u) << "the clamped cursors were not reported";
 }
 
