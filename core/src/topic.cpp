@@ -561,14 +561,32 @@ std::uint64_t Topic::publish_chunk(std::span<const std::span<const std::byte>> m
 }
 
 Claim Topic::claim(std::size_t size) {
+  Claim c;
+  (void)claim_impl(size, Wait::yes, c);
+  return c;
+}
+
+bool Topic::try_claim(std::size_t size, Claim& out) { return claim_impl(size, Wait::no, out); }
+
+bool Topic::claim_impl(std::size_t size, Wait wait, Claim& out) {
   check_size(size);
   check_open();
-  if (read_only_) throw_read_only();
+  if (read_only_) {
+    // Another process's topic: its owner claims for us (the payload goes through memory we share
+    // with it). Waits for room there as claim() does; try_claim() waits too.
+    if (!owner_) throw_read_only();
+    const detail::OwnerLink::RemoteClaim rc = owner_->claim(*this, size);
+    out = Claim(this, rc.seq, rc.token, 0, rc.data);
+    return true;
+  }
   const std::uint64_t bytes = detail::record_bytes(size);
   detail::Reservation r;
-  reserve(1, [this, bytes](std::uint64_t p) noexcept { return ring_.placement(p, bytes) + bytes; }, Wait::yes, r);
+  if (!reserve(1, [this, bytes](std::uint64_t p) noexcept { return ring_.placement(p, bytes) + bytes; }, wait, r)) {
+    return false;
+  }
   const std::uint64_t start = ring_.placement(r.pos, bytes);
-  return Claim(this, r.seq, detail::pack_info(start, size, 0), r.epoch, std::span<std::byte>(ring_.at(start), size));
+  out = Claim(this, r.seq, detail::pack_info(start, size, 0), r.epoch, std::span<std::byte>(ring_.at(start), size));
+  return true;
 }
 
 bool Topic::claims_open() const noexcept {
@@ -591,6 +609,7 @@ std::uint64_t Claim::commit(unsigned tag) {
   Topic::check_tag(tag);
   Topic* t = topic_;
   end();
+  if (t->read_only_) return t->owner_->commit(*t, info_, tag);  // info_: the owner's token
   if (!t->commit(seq_, (info_ & ~(std::uint64_t{63} << detail::kInfoTagShift)) | (std::uint64_t{tag} << detail::kInfoTagShift), 0, epoch_)) {
     t->notice_expiry(1);
     throw ClaimExpired("pushpoll: the claim of seq " + std::to_string(seq_) + " on topic '" + t->name() +
@@ -604,6 +623,7 @@ void Claim::abort() noexcept {
   if (topic_ == nullptr) return;
   Topic* t = topic_;
   end();
+  if (t->read_only_) return t->owner_->abort(*t, info_);
   if (!t->commit(seq_, info_, detail::kEntryAborted, epoch_)) {  // expired: aborted already
     t->notice_expiry(1);
     return;

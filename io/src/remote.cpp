@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <initializer_list>
 #include <utility>
 #include <atomic>
@@ -35,11 +36,13 @@ namespace pushpoll {
 namespace {
 
 constexpr std::uint32_t kMagic = 0x70757368;  // "push"
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;
 constexpr std::size_t kTextBytes = 240;
 constexpr std::size_t kNameBytes = 256;
 
-enum Status : std::uint32_t { kOk = 0, kRefused = 1, kNoTopic = 2, kFailed = 3, kFull = 4, kClosed = 5, kTooLarge = 6 };
+enum Status : std::uint32_t {
+  kOk = 0, kRefused = 1, kNoTopic = 2, kFailed = 3, kFull = 4, kClosed = 5, kTooLarge = 6, kExpired = 7
+};
 
 struct Hello {
   std::uint32_t magic = kMagic;
@@ -49,15 +52,16 @@ struct Hello {
   char text[kTextBytes] = {};
 };
 
-enum Op : std::uint32_t { kTopic = 1, kSeat = 2, kUnseat = 3, kWakeFd = 4, kPublish = 5 };
+enum Op : std::uint32_t { kTopic = 1, kSeat = 2, kUnseat = 3, kWakeFd = 4, kPublish = 5, kClaim = 6, kCommit = 7, kAbort = 8 };
 
 struct Request {
   std::uint32_t magic = kMagic;
   // kTopic: the region of topic `name`; kSeat / kUnseat: seat `seat` on it; kWakeFd: the eventfd
-  // that wakes seat `seat` comes with this request.
+  // that wakes seat `seat` comes with this request. kClaim: `arg` bytes on topic `name`;
+  // kCommit / kAbort: the claim in staging slot `seat`, with tag `arg`.
   std::uint32_t op = kTopic;
   std::uint32_t seat = 0;
-  std::uint32_t pad = 0;
+  std::uint32_t arg = 0;
   char name[kNameBytes] = {};
 };
 
@@ -76,15 +80,23 @@ struct PublishHeader {
   char name[kNameBytes] = {};
 };
 
+
 /// The largest message another process can publish (one datagram through the socket).
 constexpr std::size_t kMaxRemotePayload = 64 * 1024;
 
 struct Reply {
   std::uint32_t magic = kMagic;
   std::uint32_t status = kOk;
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = 0;  // a region's size; a message's seq
+  std::uint32_t slot = 0;   // kClaim: the staging slot of the claim
+  std::uint32_t pad = 0;
   char text[kTextBytes] = {};
 };
+
+/// Claims a process holds at once through the owner, each with a staging slot of
+/// kMaxRemotePayload bytes in a memfd shared with the owner only (the "staging" page).
+constexpr std::uint32_t kClaimSlots = 16;
+constexpr std::size_t kStagingBytes = kClaimSlots * kMaxRemotePayload;
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -121,14 +133,14 @@ int dial(const std::string& path) {
   return fd;
 }
 
-/// Sends one message, with the descriptors in `fds` attached (at most two). Never blocks (a peer
+/// Sends one message, with the descriptors in `fds` attached (at most three). Never blocks (a peer
 /// that does not read its replies loses its connection instead of holding the server).
 bool send_message(int sock, const void* data, std::size_t bytes, std::initializer_list<int> fds = {}) {
   iovec iov{const_cast<void*>(data), bytes};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
+  alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))] = {};
   if (fds.size() != 0) {
     msg.msg_control = control;
     msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
@@ -219,13 +231,26 @@ struct Connection {
   };
   std::map<std::uint32_t, Seated> seated;  // by slot index in the page
   bool may_publish = false;
-  // A publish that found the ring full (Overflow::block): retried until its publish_timeout, while
-  // nothing more is read from this peer (its publishes are synchronous: one at a time).
+  // A peer that may publish: its staging page (its claims' payloads, shared with it alone), and
+  // the claims we hold for it, by staging slot. Dropped with the connection: they go out aborted.
+  int staging_fd = -1;
+  std::byte* staging = nullptr;
+  struct Held {
+    Topic* topic;
+    Claim claim;
+    std::size_t size;
+  };
+  std::array<std::optional<Held>, kClaimSlots> claims;
+  // A publish or a claim that found the ring full (Overflow::block): retried until its
+  // publish_timeout, while nothing more is read from this peer (its calls are synchronous).
   struct Pending {
     Topic* topic = nullptr;
-    std::vector<std::byte> data;
+    std::vector<std::byte> data;  // a publish's payload
     unsigned tag = 0;
     std::chrono::steady_clock::time_point deadline;
+    bool claim = false;  // a claim of `size` bytes into staging slot `slot`
+    std::size_t size = 0;
+    std::uint32_t slot = 0;
   };
   std::optional<Pending> pending;
 
@@ -234,6 +259,9 @@ struct Connection {
   Connection& operator=(const Connection&) = delete;
   /// Unseats its subscribers (they stop gating at once), then lets go of the page and the socket.
   ~Connection() {
+    for (auto& c : claims) c.reset();  // a claim its process left behind goes out aborted, now
+    if (staging != nullptr) ::munmap(staging, kStagingBytes);
+    if (staging_fd >= 0) ::close(staging_fd);
     for (const auto& [slot, s] : seated) s.topic->remove_seat(s.id);
     if (page != nullptr) ::munmap(page, kSeatPageBytes);
     if (page_fd >= 0) ::close(page_fd);
@@ -262,6 +290,47 @@ bool make_page(Connection& c) {
   return ::fcntl(c.page_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0;
 }
 
+/// The staging page of a peer that may publish: where it writes its claims' payloads.
+bool make_staging(Connection& c) {
+  c.staging_fd = ::memfd_create("pushpoll-staging", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (c.staging_fd < 0 || ::ftruncate(c.staging_fd, kStagingBytes) != 0) return false;
+  void* p = ::mmap(nullptr, kStagingBytes, PROT_READ | PROT_WRITE, MAP_SHARED, c.staging_fd, 0);
+  if (p == MAP_FAILED) return false;
+  c.staging = static_cast<std::byte*>(p);
+  return ::fcntl(c.staging_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0;
+}
+
+}  // namespace
+
+namespace {
+/// The reply to a publish that went out (`seq`) or failed (the exception in flight).
+Reply publish_reply(std::uint64_t seq) {
+  Reply r;
+  r.bytes = seq;
+  return r;
+}
+Reply publish_failure() {
+  Reply r;
+  try {
+    throw;
+  } catch (const Full& e) {
+    r.status = kFull;
+    set_text(r.text, e.what());
+  } catch (const Closed& e) {
+    r.status = kClosed;
+    set_text(r.text, e.what());
+  } catch (const MessageTooLarge& e) {
+    r.status = kTooLarge;
+    set_text(r.text, e.what());
+  } catch (const ClaimExpired& e) {
+    r.status = kExpired;
+    set_text(r.text, e.what());
+  } catch (const std::exception& e) {
+    r.status = kFailed;
+    set_text(r.text, e.what());
+  }
+  return r;
+}
 }  // namespace
 
 struct Server::State {
@@ -355,15 +424,17 @@ void Server::State::accept_peer(std::vector<std::unique_ptr<Connection>>& peers)
     refused.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
     return;
   }
-  if (!make_page(*c)) {
+  c->may_publish = may_publish(who);
+  if (!make_page(*c) || (c->may_publish && !make_staging(*c))) {
     hello.status = kFailed;
     set_text(hello.text, "pushpoll: the hub at " + path + " cannot make a page of slots: " + errno_text());
     (void)send_message(c->sock, &hello, sizeof(hello));
     return;
   }
-  c->may_publish = may_publish(who);
   hello.may_publish = c->may_publish ? 1 : 0;
-  if (!send_message(c->sock, &hello, sizeof(hello), {c->page_fd, c->doorbell})) return;
+  const bool sent = c->may_publish ? send_message(c->sock, &hello, sizeof(hello), {c->page_fd, c->doorbell, c->staging_fd})
+                                   : send_message(c->sock, &hello, sizeof(hello), {c->page_fd, c->doorbell});
+  if (!sent) return;
   admitted.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistics
   peers.push_back(std::move(c));
 }
@@ -407,6 +478,43 @@ bool Server::State::answer(Connection& peer) noexcept {
       auto it = peer.seated.find(req.seat);
       if (it == peer.seated.end() || it->second.topic != t) return false;
       it->second.topic->set_seat_fd(it->second.id, std::exchange(passed, -1));  // the topic owns it now
+    } else if (req.op == kClaim) {
+      if (!peer.may_publish) {
+        reply.status = kRefused;
+        set_text(reply.text, "pushpoll: the hub at " + path + " does not let this process publish");
+      } else if (req.arg > kMaxRemotePayload) {
+        throw MessageTooLarge("pushpoll: a claim from another process is at most " + std::to_string(kMaxRemotePayload) +
+                              " bytes; this one asks " + std::to_string(req.arg));
+      } else {
+        std::uint32_t slot = 0;
+        while (slot < kClaimSlots && peer.claims[slot]) ++slot;
+        if (slot == kClaimSlots) {
+          throw Error("pushpoll: a process holds at most " + std::to_string(kClaimSlots) + " claims at once");
+        }
+        Claim c;
+        if (!t->try_claim(req.arg, c)) {
+          // Full: keep it, and try again until its publish_timeout (the server never blocks).
+          peer.pending.emplace(Connection::Pending{t, {}, 0,
+                                                   std::chrono::steady_clock::now() + t->options().publish_timeout,
+                                                   true, req.arg, slot});
+          return true;
+        }
+        reply.bytes = c.seq();
+        reply.slot = slot;
+        peer.claims[slot].emplace(Connection::Held{t, std::move(c), req.arg});
+      }
+    } else if (req.op == kCommit || req.op == kAbort) {
+      if (req.seat >= kClaimSlots || !peer.claims[req.seat] || peer.claims[req.seat]->topic != t) return false;
+      Connection::Held held = std::move(*peer.claims[req.seat]);
+      peer.claims[req.seat].reset();
+      if (req.op == kAbort) {
+        held.claim.abort();
+      } else {
+        // The payload, copied once from the staging slot into the ring; the commit is ours.
+        const std::span<std::byte> into = held.claim.data();
+        if (!into.empty()) std::memcpy(into.data(), peer.staging + req.seat * kMaxRemotePayload, held.size);
+        reply.bytes = held.claim.commit(req.arg);
+      }
     } else if (req.op == kUnseat) {
       auto it = peer.seated.find(req.seat);
       if (it == peer.seated.end() || it->second.topic != t) return false;
@@ -415,42 +523,14 @@ bool Server::State::answer(Connection& peer) noexcept {
     } else {
       return false;
     }
-  } catch (const std::exception& e) {  // all seats taken, or out of memory
-    reply.status = kFailed;
-    set_text(reply.text, e.what());
+  } catch (...) {  // all seats or claims taken, a claim refused or expired, out of memory
+    reply = publish_failure();
     fd = -1;
   }
   if (reply.status == kOk && fd >= 0) return send_message(peer.sock, &reply, sizeof(reply), {fd});
   return send_message(peer.sock, &reply, sizeof(reply));
 }
 
-namespace {
-/// The reply to a publish that went out (`seq`) or failed (the exception in flight).
-Reply publish_reply(std::uint64_t seq) {
-  Reply r;
-  r.bytes = seq;
-  return r;
-}
-Reply publish_failure() {
-  Reply r;
-  try {
-    throw;
-  } catch (const Full& e) {
-    r.status = kFull;
-    set_text(r.text, e.what());
-  } catch (const Closed& e) {
-    r.status = kClosed;
-    set_text(r.text, e.what());
-  } catch (const MessageTooLarge& e) {
-    r.status = kTooLarge;
-    set_text(r.text, e.what());
-  } catch (const std::exception& e) {
-    r.status = kFailed;
-    set_text(r.text, e.what());
-  }
-  return r;
-}
-}  // namespace
 
 bool Server::State::publish(Connection& peer, std::size_t bytes) noexcept {
   PublishHeader h;
@@ -489,7 +569,12 @@ bool Server::State::retry(Connection& peer) noexcept {
   Reply reply;
   try {
     std::uint64_t seq = 0;
-    if (p.topic->try_publish(p.data, p.tag, seq)) {
+    Claim c;
+    if (p.claim && p.topic->try_claim(p.size, c)) {
+      reply = publish_reply(c.seq());
+      reply.slot = p.slot;
+      peer.claims[p.slot].emplace(Connection::Held{p.topic, std::move(c), p.size});
+    } else if (!p.claim && p.topic->try_publish(p.data, p.tag, seq)) {
       reply = publish_reply(seq);
     } else if (std::chrono::steady_clock::now() >= p.deadline) {
       reply.status = kFull;
@@ -606,6 +691,7 @@ struct Remote::State final : detail::OwnerLink {
   int sock = -1;
   int doorbell = -1;  // written after arming a subscriber: the server does the owner's half
   bool may_publish = false;  // what the server said when it admitted us
+  std::byte* staging = nullptr;  // where our claims' payloads go (may_publish only)
   std::string path;
   std::shared_ptr<detail::Notifier> notifier;
   detail::SubscriberSlot* page = nullptr;
@@ -615,6 +701,7 @@ struct Remote::State final : detail::OwnerLink {
 
   ~State() override {
     if (page != nullptr) ::munmap(page, kSeatPageBytes);
+    if (staging != nullptr) ::munmap(staging, kStagingBytes);
     if (doorbell >= 0) ::close(doorbell);
     if (sock >= 0) ::close(sock);
   }
@@ -699,13 +786,65 @@ struct Remote::State final : detail::OwnerLink {
         !receive_reply(reply, topic.options().publish_timeout)) {
       throw Closed("pushpoll: the hub at " + path + " is gone (publishing on topic '" + topic.name() + "')");
     }
+    if (reply.status != kOk) raise(reply);
+    return reply.bytes;
+  }
+  /// Throws what a failed reply says, as the owner's call threw it.
+  [[noreturn]] static void raise(const Reply& reply) {
     switch (reply.status) {
-      case kOk: return reply.bytes;
       case kRefused: throw Refused(text_of(reply.text));
       case kFull: throw Full(text_of(reply.text), 0);
       case kClosed: throw Closed(text_of(reply.text));
       case kTooLarge: throw MessageTooLarge(text_of(reply.text));
+      case kExpired: throw ClaimExpired(text_of(reply.text));
       default: throw Error(text_of(reply.text));
+    }
+  }
+  /// A control request that may wait for room at the owner (claims): ask(), with patience.
+  Reply ask_patiently(Request& req, Topic& topic) {
+    std::memcpy(req.name, topic.name().data(), std::min(topic.name().size(), kNameBytes - 1));
+    Reply reply;
+    if (!send_message(sock, &req, sizeof(req)) || !receive_reply(reply, topic.options().publish_timeout)) {
+      throw Closed("pushpoll: the hub at " + path + " is gone (claiming on topic '" + topic.name() + "')");
+    }
+    return reply;
+  }
+  RemoteClaim claim(Topic& topic, std::size_t size) override {
+    if (!may_publish || staging == nullptr) {
+      throw Refused("pushpoll: the hub at " + path + " does not let this process publish (its publisher_uids and "
+                    "publisher_gids)");
+    }
+    if (size > kMaxRemotePayload) {
+      throw MessageTooLarge("pushpoll: a claim from another process is at most " + std::to_string(kMaxRemotePayload) +
+                            " bytes; this one asks " + std::to_string(size));
+    }
+    std::lock_guard lock(mutex);
+    Request req;
+    req.op = kClaim;
+    req.arg = static_cast<std::uint32_t>(size);
+    const Reply reply = ask_patiently(req, topic);
+    if (reply.status != kOk || reply.slot >= kClaimSlots) raise(reply);
+    return {reply.bytes, reply.slot, std::span<std::byte>(staging + reply.slot * kMaxRemotePayload, size)};
+  }
+  std::uint64_t commit(Topic& topic, std::uint64_t token, unsigned tag) override {
+    std::lock_guard lock(mutex);
+    Request req;
+    req.op = kCommit;
+    req.seat = static_cast<std::uint32_t>(token);
+    req.arg = tag;
+    const Reply reply = ask(req, topic.name());
+    if (reply.status != kOk) raise(reply);
+    return reply.bytes;
+  }
+  void abort(Topic& topic, std::uint64_t token) noexcept override {
+    std::lock_guard lock(mutex);
+    Request req;
+    req.op = kAbort;
+    req.seat = static_cast<std::uint32_t>(token);
+    try {
+      (void)ask(req, topic.name());
+    } catch (const Error&) {
+      // The server is gone: it aborted our claims when it noticed.
     }
   }
   /// Receives a reply, waiting up to `patience` plus the usual 10 s for a server that answers.
@@ -731,13 +870,22 @@ Remote connect(std::string path) {
   const timeval limit{10, 0};
   (void)::setsockopt(s->sock, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
   Hello hello;
-  int passed[2] = {-1, -1};  // the page of slots, the doorbell
-  if (!receive_message(s->sock, &hello, sizeof(hello), passed, 2) || hello.magic != kMagic) {
+  int passed[3] = {-1, -1, -1};  // the page of slots, the doorbell, the staging page (publishers)
+  if (!receive_message(s->sock, &hello, sizeof(hello), passed, 3) || hello.magic != kMagic) {
     throw Error("pushpoll: " + path + " did not answer as a pushpoll hub: " + errno_text());
   }
   const int page_fd = passed[0];
   s->doorbell = passed[1];  // closed with the state from here on
   s->may_publish = hello.may_publish != 0;
+  if (passed[2] >= 0) {
+    struct stat sst{};
+    void* staging = MAP_FAILED;
+    if (::fstat(passed[2], &sst) == 0 && static_cast<std::size_t>(sst.st_size) == kStagingBytes) {
+      staging = ::mmap(nullptr, kStagingBytes, PROT_READ | PROT_WRITE, MAP_SHARED, passed[2], 0);
+    }
+    ::close(passed[2]);
+    if (staging != MAP_FAILED) s->staging = static_cast<std::byte*>(staging);
+  }
   if (hello.status == kRefused) throw Refused(text_of(hello.text));
   if (hello.version != kVersion) {
     if (page_fd >= 0) ::close(page_fd);

@@ -783,14 +783,19 @@ TEST_F(CrossProcess, AnAllowedProcessPublishesThroughTheOwner) {
     const std::uint64_t a = 1000, b = 1001;
     const std::span<const std::byte> two[] = {std::as_bytes(std::span(&a, 1)), std::as_bytes(std::span(&b, 1))};
     if (rt.publish_batch(two) != 1001) return 111;
-    try {
-      (void)rt.claim(8);
-      return 112;
-    } catch (const Refused&) {
+    // A claim: its seq at once, the payload written in place (memory shared with the owner only),
+    // committed with a tag.
+    Claim c = rt.claim(sizeof(std::uint64_t));
+    if (c.seq() != 1002 || c.data().size() != sizeof(std::uint64_t)) return 112;
+    const std::uint64_t v = 1002;
+    std::memcpy(c.data().data(), &v, sizeof(v));
+    if (c.commit(5) != 1002 || !c.data().empty()) return 113;
+    {
+      Claim dropped = rt.claim(8);  // dropped uncommitted: an aborted message, seq 1003
     }
     try {
       (void)rt.publish(std::vector<std::byte>(rt.max_message() + 1));
-      return 113;
+      return 114;
     } catch (const MessageTooLarge&) {
     }
     return 0;
@@ -799,12 +804,16 @@ TEST_F(CrossProcess, AnAllowedProcessPublishesThroughTheOwner) {
   std::uint64_t next = 0;
   for (Batch b = local.poll(); !b.empty(); b = local.poll()) {
     for (const Message& m : b) {
-      EXPECT_EQ(word_of(m), next);
-      EXPECT_EQ(m.tag, next < 1000 ? next % 3 : 0u);
+      if (next == 1003) {
+        EXPECT_TRUE(m.aborted);
+      } else {
+        EXPECT_EQ(word_of(m), next);
+        EXPECT_EQ(m.tag, next < 1000 ? next % 3 : next == 1002 ? 5u : 0u);
+      }
       ++next;
     }
   }
-  EXPECT_EQ(next, 1002u);
+  EXPECT_EQ(next, 1004u);
 }
 
 TEST_F(CrossProcess, FourReaderProcessesGetEveryMessageOnceWhileTwoProcessesAndTheOwnerPublish) {
@@ -872,6 +881,70 @@ TEST_F(CrossProcess, FourReaderProcessesGetEveryMessageOnceWhileTwoProcessesAndT
   }
   EXPECT_EQ(t.head(), 3 * kPer);
   EXPECT_EQ(t.stats().detaches, 0u);
+}
+
+TEST_F(CrossProcess, APublisherKilledBetweenClaimAndCommitHoldsTheReadersNoLonger) {
+  TopicOptions o = lossless(60s);
+  o.claim_timeout = 60s;  // only its death may end the claim in time
+  Topic& t = topic(o);
+  Server server = serve(*hub_, path_, publishers_too());
+  Subscriber local = t.subscribe(Start::oldest);
+  Gate claimed;
+  const pid_t publisher = ::fork();
+  if (publisher == 0) {
+    pushpoll::Remote remote = pushpoll::connect(path_);
+    Claim c = remote.topic("trades").claim(8);  // seq 0, never committed
+    claimed.open();
+    for (;;) ::pause();
+  }
+  claimed.pass();
+  t.publish(bytes_of(std::uint64_t{1}));  // behind the claim: invisible while it is held
+  EXPECT_TRUE(local.poll().empty());
+  const auto killed = Clock::now();
+  ::kill(publisher, SIGKILL);
+  ::waitpid(publisher, nullptr, 0);
+  // The owner drops the dead process's claim at its hang-up: an aborted message, then the rest.
+  std::vector<Received> got;
+  while (got.size() < 2 && Clock::now() - killed < 5s) {
+    for (const Message& m : local.poll()) got.push_back(copy_of(m));
+  }
+  EXPECT_LT(Clock::now() - killed, 1s) << "the readers waited for claim_timeout";
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_TRUE(got[0].aborted);
+  EXPECT_EQ(got[1].seq, 1u);
+}
+
+TEST_F(CrossProcess, ARemoteClaimHeldPastClaimTimeoutExpires) {
+  TopicOptions o;
+  o.claim_timeout = 50ms;
+  Topic& t = topic(o);
+  Server server = serve(*hub_, path_, publishers_too());
+  Subscriber local = t.subscribe(Start::oldest);
+  Gate claimed, expired;
+  std::thread reader([&] {
+    claimed.pass();
+    t.publish(bytes_of(std::uint64_t{1}));
+    // The reader is held by the claim, and expires it after claim_timeout.
+    std::uint64_t seen = 0;
+    for (auto start = Clock::now(); seen < 2 && Clock::now() - start < 5s;) seen += local.poll().size();
+    EXPECT_EQ(seen, 2u);
+    expired.open();
+  });
+  const ChildEnd end = run_child([&] {
+    pushpoll::Remote remote = pushpoll::connect(path_);
+    Claim c = remote.topic("trades").claim(8);
+    claimed.open();
+    expired.pass();
+    try {
+      (void)c.commit();
+      return 150;
+    } catch (const ClaimExpired&) {
+      return 0;
+    }
+  });
+  reader.join();
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+  EXPECT_EQ(t.stats().expired, 1u);
 }
 
 TEST_F(CrossProcess, AKilledPublisherCostsTheReadersNothing) {

@@ -57,7 +57,8 @@ class Claim {
   }
   Topic* topic_ = nullptr;
   std::uint64_t seq_ = 0;
-  std::uint64_t info_ = 0;   // the index entry it will commit (detail::pack_info), tag 0
+  std::uint64_t info_ = 0;   // the index entry it will commit (detail::pack_info), tag 0; for a
+                             // topic of another process, the owner's token for the claim
   std::uint64_t epoch_ = 0;  // expiries begun before the claim (Topic::commit())
   std::span<std::byte> data_{};
 };

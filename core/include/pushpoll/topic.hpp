@@ -86,6 +86,20 @@ class OwnerLink {
   /// Has the owner publish `data` on `topic` (which waits for room as the owner's publish() does)
   /// and returns its seq. Throws Refused without the right, and what publish() throws.
   virtual std::uint64_t publish(Topic& topic, std::span<const std::byte> data, unsigned tag) = 0;
+  /// A claim the owner holds for this process: its seq, a token naming it, and where this process
+  /// writes the payload (memory it shares with the owner only, copied into the ring at commit).
+  struct RemoteClaim {
+    std::uint64_t seq = 0;
+    std::uint64_t token = 0;
+    std::span<std::byte> data;
+  };
+  /// Has the owner claim `size` bytes on `topic` (waiting for room as claim() does). Throws Refused
+  /// without the right, and what claim() throws.
+  virtual RemoteClaim claim(Topic& topic, std::size_t size) = 0;
+  /// Commits (copying the payload) or aborts the owner's claim `token`; commit returns its seq and
+  /// throws ClaimExpired as Claim::commit() does.
+  virtual std::uint64_t commit(Topic& topic, std::uint64_t token, unsigned tag) = 0;
+  virtual void abort(Topic& topic, std::uint64_t token) noexcept = 0;
 };
 
 /// What the notifier needs of an armed subscriber: its slot (null: gone), its armed-set flag, where
@@ -128,6 +142,9 @@ class Topic : public std::enable_shared_from_this<Topic> {
   /// Appends one message; returns its seq. Waits for room up to publish_timeout (Overflow::block),
   /// then throws Full. Throws MessageTooLarge, Closed. [any thread]
   std::uint64_t publish(std::span<const std::byte> data, unsigned tag = 0);
+  /// claim() if there is room now; never waits for subscribers to make room (it may wait, briefly,
+  /// for another retirer, as try_publish() does). False when the ring is full. [any thread]
+  [[nodiscard]] bool try_claim(std::size_t size, Claim& out);
   /// Appends one message if there is room now; never waits for subscribers to make room. It may
   /// wait, with the same backoff as publish(), for another publisher that is retiring old records
   /// (a bounded walk, long only if that thread is preempted). Throws MessageTooLarge, Closed.
@@ -195,8 +212,8 @@ class Topic : public std::enable_shared_from_this<Topic> {
   bool expire(std::uint64_t seq) noexcept;
   /// Internal, for io's Remote: a topic of another process, over its region mapped read-only
   /// (`bytes` long; `memory` unmaps it when the topic goes). Its subscribers poll, and with an
-  /// owner link gate and are pushed; publish() and publish_batch() go through the link (one
-  /// message at a time, copied by the owner), claim() throws Refused, close() does nothing.
+  /// owner link gate and are pushed; publish(), publish_batch() and claim() go through the link
+  /// (one message at a time, copied by the owner), close() does nothing.
   /// Throws Error if the region's header does not describe a region of `bytes` bytes.
   static std::shared_ptr<Topic> view(std::string name, std::byte* region, std::size_t bytes,
                                      std::shared_ptr<MemoryProvider> memory,
@@ -332,6 +349,8 @@ class Topic : public std::enable_shared_from_this<Topic> {
   static void check_tag(unsigned tag);
   [[noreturn]] void throw_full(std::uint64_t published) const;
   [[noreturn]] void throw_read_only() const;
+  /// claim() and try_claim(); false only for Wait::no without room.
+  bool claim_impl(std::size_t size, Wait wait, Claim& out);
   /// publish() of a mapped topic: through the owner link, or Refused without one.
   std::uint64_t publish_through_owner(std::span<const std::byte> data, unsigned tag);
   /// A view whose owner's process no longer answers (its connection hung up).

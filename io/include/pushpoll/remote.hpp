@@ -21,14 +21,16 @@
 // with SIGSEGV. No file is named but the socket, which the server removes when destroyed; a socket
 // left by a crashed owner is taken over when nobody answers on it.
 //
-// What this step carries (docs/DESIGN.md, "Other processes"): remote subscribers poll, from any
-// start, with tag masks. Each keeps its cursor in a page of slots its process shares with the
-// owner alone; the owner seats it there, so it gates the writers (Overflow::block) and is detached
-// when it stalls, like a local one, and it stops gating the moment its process dies (the
-// connection hangs up). They are pushed through their eventfds as local ones are: poll, arm, fd,
-// wait, poll_wait, and WakeGroup(remote.topic(name)) for the topics of one connection. A process allow-listed as a publisher publishes through the owner (publish(),
-// publish_batch(): one datagram per message, at most 64 KiB, copied once by the owner); claim()
-// there throws Refused, as does publishing without the right.
+// Across processes (docs/DESIGN.md, "Other processes"): remote subscribers poll, from any start,
+// with tag masks. Each keeps its cursor in a page of slots its process shares with the owner
+// alone; the owner seats it there, so it gates the writers (Overflow::block) and is detached when
+// it stalls, like a local one, and it stops gating the moment its process dies (the connection
+// hangs up). They are pushed through their eventfds as local ones are: poll, arm, fd, wait,
+// poll_wait, and WakeGroup(remote.topic(name)) for the topics of one connection. A process
+// allow-listed as a publisher publishes through the owner: publish() and publish_batch() send one
+// datagram per message, claim() has the owner claim (the seq at once; the payload written into
+// memory shared with the owner alone, copied into the ring at commit()); at most 64 KiB a message.
+// Without the right they throw Refused.
 //
 // Thread-safety: a Server is used by its owner; it serves from a thread of its own. A Remote and
 // its topics: topic() [any thread]; the topics as Topic says.
