@@ -219,6 +219,44 @@ bool contains(const std::vector<T>& v, T x) {
 
 namespace {
 
+/// A buffer in a memfd that one peer and the owner share (a large claim's payload). Move-only.
+class SharedBuffer {
+ public:
+  SharedBuffer() = default;
+  SharedBuffer(SharedBuffer&& o) noexcept { *this = std::move(o); }
+  SharedBuffer& operator=(SharedBuffer&& o) noexcept {
+    std::swap(fd_, o.fd_);
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    return *this;
+  }
+  ~SharedBuffer() {
+    if (data_ != nullptr) ::munmap(data_, size_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  /// A new buffer of `size` bytes; throws Error.
+  static SharedBuffer make(std::size_t size) {
+    SharedBuffer b;
+    b.fd_ = ::memfd_create("pushpoll-claim", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (b.fd_ < 0 || ::ftruncate(b.fd_, static_cast<off_t>(size)) != 0 ||
+        ::fcntl(b.fd_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+      throw Error("pushpoll: cannot make a buffer of " + std::to_string(size) + " bytes for a claim: " + errno_text());
+    }
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, b.fd_, 0);
+    if (p == MAP_FAILED) throw Error("pushpoll: cannot map a claim's buffer: " + errno_text());
+    b.data_ = static_cast<std::byte*>(p);
+    b.size_ = size;
+    return b;
+  }
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  [[nodiscard]] std::byte* data() const noexcept { return data_; }
+
+ private:
+  int fd_ = -1;
+  std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 /// One admitted peer: its socket, and the page of slots it shares with us alone.
 struct Connection {
   int sock = -1;
@@ -239,6 +277,7 @@ struct Connection {
     Topic* topic;
     Claim claim;
     std::size_t size;
+    SharedBuffer big;  // the payload of a claim larger than a staging slot
   };
   std::array<std::optional<Held>, kClaimSlots> claims;
   // A publish or a claim that found the ring full (Overflow::block): retried until its
@@ -482,9 +521,6 @@ bool Server::State::answer(Connection& peer) noexcept {
       if (!peer.may_publish) {
         reply.status = kRefused;
         set_text(reply.text, "pushpoll: the hub at " + path + " does not let this process publish");
-      } else if (req.arg > kMaxRemotePayload) {
-        throw MessageTooLarge("pushpoll: a claim from another process is at most " + std::to_string(kMaxRemotePayload) +
-                              " bytes; this one asks " + std::to_string(req.arg));
       } else {
         std::uint32_t slot = 0;
         while (slot < kClaimSlots && peer.claims[slot]) ++slot;
@@ -501,7 +537,9 @@ bool Server::State::answer(Connection& peer) noexcept {
         }
         reply.bytes = c.seq();
         reply.slot = slot;
-        peer.claims[slot].emplace(Connection::Held{t, std::move(c), req.arg});
+        Connection::Held& held = peer.claims[slot].emplace(Connection::Held{t, std::move(c), req.arg, {}});
+        // Larger than a staging slot: a buffer of its own, whose descriptor goes with the reply.
+        if (req.arg > kMaxRemotePayload) fd = (held.big = SharedBuffer::make(req.arg)).fd();
       }
     } else if (req.op == kCommit || req.op == kAbort) {
       if (req.seat >= kClaimSlots || !peer.claims[req.seat] || peer.claims[req.seat]->topic != t) return false;
@@ -512,7 +550,8 @@ bool Server::State::answer(Connection& peer) noexcept {
       } else {
         // The payload, copied once from the staging slot into the ring; the commit is ours.
         const std::span<std::byte> into = held.claim.data();
-        if (!into.empty()) std::memcpy(into.data(), peer.staging + req.seat * kMaxRemotePayload, held.size);
+        const std::byte* from = held.big.data() != nullptr ? held.big.data() : peer.staging + req.seat * kMaxRemotePayload;
+        if (!into.empty()) std::memcpy(into.data(), from, held.size);
         reply.bytes = held.claim.commit(req.arg);
       }
     } else if (req.op == kUnseat) {
@@ -573,7 +612,12 @@ bool Server::State::retry(Connection& peer) noexcept {
     if (p.claim && p.topic->try_claim(p.size, c)) {
       reply = publish_reply(c.seq());
       reply.slot = p.slot;
-      peer.claims[p.slot].emplace(Connection::Held{p.topic, std::move(c), p.size});
+      Connection::Held& held = peer.claims[p.slot].emplace(Connection::Held{p.topic, std::move(c), p.size, {}});
+      if (p.size > kMaxRemotePayload) {
+        held.big = SharedBuffer::make(p.size);
+        peer.pending.reset();
+        return send_message(peer.sock, &reply, sizeof(reply), {held.big.fd()});
+      }
     } else if (!p.claim && p.topic->try_publish(p.data, p.tag, seq)) {
       reply = publish_reply(seq);
     } else if (std::chrono::steady_clock::now() >= p.deadline) {
@@ -692,6 +736,7 @@ struct Remote::State final : detail::OwnerLink {
   int doorbell = -1;  // written after arming a subscriber: the server does the owner's half
   bool may_publish = false;  // what the server said when it admitted us
   std::byte* staging = nullptr;  // where our claims' payloads go (may_publish only)
+  std::map<std::uint32_t, std::pair<std::byte*, std::size_t>> big;  // claims with buffers of their own
   std::string path;
   std::shared_ptr<detail::Notifier> notifier;
   detail::SubscriberSlot* page = nullptr;
@@ -702,6 +747,7 @@ struct Remote::State final : detail::OwnerLink {
   ~State() override {
     if (page != nullptr) ::munmap(page, kSeatPageBytes);
     if (staging != nullptr) ::munmap(staging, kStagingBytes);
+    for (const auto& [slot, b] : big) ::munmap(b.first, b.second);
     if (doorbell >= 0) ::close(doorbell);
     if (sock >= 0) ::close(sock);
   }
@@ -767,8 +813,14 @@ struct Remote::State final : detail::OwnerLink {
                     "publisher_gids)");
     }
     if (data.size() > kMaxRemotePayload) {
-      throw MessageTooLarge("pushpoll: a message published from another process is at most " +
-                            std::to_string(kMaxRemotePayload) + " bytes; this one has " + std::to_string(data.size()));
+      // Too large for one datagram: a claim with a buffer of its own, written here, copied there.
+      if (data.size() > topic.max_message()) {
+        throw MessageTooLarge("pushpoll: message of " + std::to_string(data.size()) + " bytes is over max_message (" +
+                              std::to_string(topic.max_message()) + " bytes) of topic '" + topic.name() + "'");
+      }
+      const RemoteClaim c = claim(topic, data.size());
+      std::memcpy(c.data.data(), data.data(), data.size());
+      return commit(topic, c.token, tag);
     }
     thread_local std::vector<std::byte> out;
     PublishHeader h;
@@ -800,11 +852,12 @@ struct Remote::State final : detail::OwnerLink {
       default: throw Error(text_of(reply.text));
     }
   }
-  /// A control request that may wait for room at the owner (claims): ask(), with patience.
-  Reply ask_patiently(Request& req, Topic& topic) {
+  /// A control request that may wait for room at the owner (claims): ask(), with patience, and
+  /// the descriptor that may come with the reply.
+  Reply ask_patiently(Request& req, Topic& topic, int* fd) {
     std::memcpy(req.name, topic.name().data(), std::min(topic.name().size(), kNameBytes - 1));
     Reply reply;
-    if (!send_message(sock, &req, sizeof(req)) || !receive_reply(reply, topic.options().publish_timeout)) {
+    if (!send_message(sock, &req, sizeof(req)) || !receive_reply(reply, topic.options().publish_timeout, fd)) {
       throw Closed("pushpoll: the hub at " + path + " is gone (claiming on topic '" + topic.name() + "')");
     }
     return reply;
@@ -814,17 +867,35 @@ struct Remote::State final : detail::OwnerLink {
       throw Refused("pushpoll: the hub at " + path + " does not let this process publish (its publisher_uids and "
                     "publisher_gids)");
     }
-    if (size > kMaxRemotePayload) {
-      throw MessageTooLarge("pushpoll: a claim from another process is at most " + std::to_string(kMaxRemotePayload) +
-                            " bytes; this one asks " + std::to_string(size));
+    if (size > topic.max_message()) {
+      throw MessageTooLarge("pushpoll: a claim of " + std::to_string(size) + " bytes is over max_message (" +
+                            std::to_string(topic.max_message()) + " bytes) of topic '" + topic.name() + "'");
     }
     std::lock_guard lock(mutex);
     Request req;
     req.op = kClaim;
     req.arg = static_cast<std::uint32_t>(size);
-    const Reply reply = ask_patiently(req, topic);
-    if (reply.status != kOk || reply.slot >= kClaimSlots) raise(reply);
-    return {reply.bytes, reply.slot, std::span<std::byte>(staging + reply.slot * kMaxRemotePayload, size)};
+    int fd = -1;
+    const Reply reply = ask_patiently(req, topic, &fd);
+    if (reply.status != kOk || reply.slot >= kClaimSlots || (size > kMaxRemotePayload) != (fd >= 0)) {
+      if (fd >= 0) ::close(fd);
+      if (reply.status == kOk) throw Error("pushpoll: the hub at " + path + " answered a claim wrongly");
+      raise(reply);
+    }
+    if (fd < 0) return {reply.bytes, reply.slot, std::span<std::byte>(staging + reply.slot * kMaxRemotePayload, size)};
+    // Larger than a staging slot: a buffer of its own, shared with the owner alone.
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (p == MAP_FAILED) throw Error("pushpoll: cannot map a claim's buffer: " + errno_text());
+    big[reply.slot] = {static_cast<std::byte*>(p), size};
+    return {reply.bytes, reply.slot, std::span<std::byte>(static_cast<std::byte*>(p), size)};
+  }
+  /// Unmaps the buffer of claim `slot`, if it had one of its own. Caller holds the mutex.
+  void drop_big(std::uint32_t slot) noexcept {
+    if (auto it = big.find(slot); it != big.end()) {
+      ::munmap(it->second.first, it->second.second);
+      big.erase(it);
+    }
   }
   std::uint64_t commit(Topic& topic, std::uint64_t token, unsigned tag) override {
     std::lock_guard lock(mutex);
@@ -832,6 +903,11 @@ struct Remote::State final : detail::OwnerLink {
     req.op = kCommit;
     req.seat = static_cast<std::uint32_t>(token);
     req.arg = tag;
+    struct Drop {
+      State& s;
+      std::uint32_t slot;
+      ~Drop() { s.drop_big(slot); }
+    } drop{*this, req.seat};
     const Reply reply = ask(req, topic.name());
     if (reply.status != kOk) raise(reply);
     return reply.bytes;
@@ -841,17 +917,19 @@ struct Remote::State final : detail::OwnerLink {
     Request req;
     req.op = kAbort;
     req.seat = static_cast<std::uint32_t>(token);
+    drop_big(req.seat);
     try {
       (void)ask(req, topic.name());
     } catch (const Error&) {
       // The server is gone: it aborted our claims when it noticed.
     }
   }
-  /// Receives a reply, waiting up to `patience` plus the usual 10 s for a server that answers.
-  bool receive_reply(Reply& reply, std::chrono::nanoseconds patience) {
+  /// Receives a reply (and the descriptor that may come with it, into `fd` if given), waiting up to
+  /// `patience` plus the usual 10 s for a server that answers.
+  bool receive_reply(Reply& reply, std::chrono::nanoseconds patience, int* fd = nullptr) {
     const auto until = std::chrono::steady_clock::now() + patience + std::chrono::seconds(10);
     for (;;) {
-      if (receive_message(sock, &reply, sizeof(reply))) return reply.magic == kMagic;
+      if (receive_message(sock, &reply, sizeof(reply), fd, fd != nullptr ? 1 : 0)) return reply.magic == kMagic;
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
       if (std::chrono::steady_clock::now() >= until) return false;
     }

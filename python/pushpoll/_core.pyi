@@ -130,7 +130,7 @@ class Hub:
         ``subscriber_uids`` (or primary gid in ``subscriber_gids``); the kernel says who a peer
         is (SO_PEERCRED), and a peer not admitted gets pushpoll.Refused. Only processes whose uid
         is in ``publisher_uids`` (or gid in ``publisher_gids``) may publish; their publish() goes
-        through this hub, one message (at most 64 KiB) per round trip. A socket file left by a
+        through this hub, one message per round trip. A socket file left by a
         process that no longer answers is replaced; raises Error if a process serves there, or if
         ``path`` is something else.
         """

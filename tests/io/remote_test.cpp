@@ -1069,5 +1069,40 @@ TEST_F(CrossProcess, AWakeGroupServesSubscribersOfTopicsOfAnotherProcess) {
   EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
 }
 
+TEST_F(CrossProcess, MessagesLargerThanADatagramArePublishedAndClaimedFromAnotherProcess) {
+  TopicOptions o;
+  o.capacity = 4 << 20;
+  o.max_message = 512 << 10;
+  Topic& t = topic(o);
+  Server server = serve(*hub_, path_, publishers_too());
+  Subscriber local = t.subscribe(Start::oldest);
+  const ChildEnd end = run_child([&] {
+    pushpoll::Remote remote = pushpoll::connect(path_);
+    Topic& rt = remote.topic("trades");
+    const std::vector<std::byte> big = pattern(7, 300 << 10);
+    if (rt.publish(big, 3) != 0) return 160;
+    Claim c = rt.claim(200 << 10);
+    const std::vector<std::byte> other = pattern(8, 200 << 10);
+    std::memcpy(c.data().data(), other.data(), other.size());
+    if (c.commit(4) != 1) return 161;
+    try {
+      (void)rt.publish(std::vector<std::byte>((512 << 10) + 1));
+      return 162;
+    } catch (const MessageTooLarge&) {
+    }
+    return 0;
+  });
+  EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
+  Batch b = local.poll();
+  ASSERT_EQ(b.size(), 2u);
+  auto it = b.begin();
+  EXPECT_EQ((*it).tag, 3u);
+  EXPECT_TRUE(matches_pattern((*it).data, 7));
+  EXPECT_EQ((*it).data.size(), 300u << 10);
+  ++it;
+  EXPECT_EQ((*it).tag, 4u);
+  EXPECT_TRUE(matches_pattern((*it).data, 8));
+}
+
 }  // namespace
 }  // namespace pushpoll::test

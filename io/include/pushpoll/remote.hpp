@@ -29,8 +29,8 @@
 // poll_wait, and WakeGroup(remote.topic(name)) for the topics of one connection. A process
 // allow-listed as a publisher publishes through the owner: publish() and publish_batch() send one
 // datagram per message, claim() has the owner claim (the seq at once; the payload written into
-// memory shared with the owner alone, copied into the ring at commit()); at most 64 KiB a message.
-// Without the right they throw Refused.
+// memory shared with the owner alone, copied into the ring at commit()); a message over 64 KiB
+// goes as a claim. Without the right they throw Refused.
 //
 // Thread-safety: a Server is used by its owner; it serves from a thread of its own. A Remote and
 // its topics: topic() [any thread]; the topics as Topic says.
