@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   pushpoll::Hub hub(options);
   pushpoll::Topic& ticks = hub.topic("ticks");
   try {
-    pushpoll::Server server = pushpoll::serve(hub, path);  // this user's processes may read
+    pushpoll::Server server = hub.serve(path);  // this user's processes may read
     std::printf("serving 'ticks' at %s\n", path);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let readers connect first
     for (std::uint64_t i = 0; i < count; ++i) {

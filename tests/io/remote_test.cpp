@@ -113,7 +113,7 @@ int read_all(const std::string& path, std::uint64_t count) {
 
 TEST_F(CrossProcess, AnotherProcessReadsEveryMessageInPlaceWhilePublished) {
   Topic& t = topic();
-  Server server = serve(*hub_, path_);
+  Server server = hub_->serve(path_);  // the member form of pushpoll::serve(hub, path)
   for (std::uint64_t i = 0; i < 500; ++i) t.publish(bytes_of(i));
   Gate go;
   std::thread publisher([&] {

@@ -6,6 +6,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <utility>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -74,6 +75,13 @@ class Hub {
   [[nodiscard]] Backend backend() const noexcept;
   /// What the wake-up machinery has done (all topics).
   [[nodiscard]] WakeStats wake_stats() const noexcept;
+  /// Serves this hub's topics to other processes: `hub.serve(path, options)` is
+  /// `pushpoll::serve(hub, path, options)` of pushpoll/remote.hpp (include it; core does not know
+  /// sockets). The hub must keep its topics in shared memory (HubOptions::memory).
+  template <class... Args>
+  auto serve(Args&&... args) {
+    return serve_hub(*this, std::forward<Args>(args)...);  // found by argument-dependent lookup
+  }
   /// Where the topics' regions live (HubOptions::memory, or the heap).
   [[nodiscard]] const std::shared_ptr<MemoryProvider>& memory() const noexcept { return options_.memory; }
   /// Internal: the notifier, for WakeGroup.

@@ -6,7 +6,7 @@
 //   pushpoll::Hub hub(ho);
 //   pushpoll::ServeOptions so;
 //   so.subscriber_uids = {1001};                  // besides the hub's own uid, always admitted
-//   pushpoll::Server server = pushpoll::serve(hub, "/run/market/hub.sock", so);
+//   pushpoll::Server server = hub.serve("/run/market/hub.sock", so);  // or pushpoll::serve(hub, ...)
 //
 //   // another process
 //   pushpoll::Remote remote = pushpoll::connect("/run/market/hub.sock");  // Refused if not admitted
@@ -84,6 +84,10 @@ class Server {
 /// process that no longer answers is replaced; Error if a process still serves there, if `path` is
 /// something else, or if the socket cannot be made.
 [[nodiscard]] Server serve(Hub& hub, std::string path, ServeOptions options = {});
+/// serve() for Hub::serve().
+[[nodiscard]] inline Server serve_hub(Hub& hub, std::string path, ServeOptions options = {}) {
+  return serve(hub, std::move(path), std::move(options));
+}
 
 /// A connection to another process's hub. Move-only. References from topic() are valid while the
 /// Remote lives; a Subscriber keeps its topic mapped (and the connection open) also after.
