@@ -43,6 +43,25 @@ bool region_descriptor(int fd) {
   return !ec && target.find("pushpoll-topic") != std::string::npos;
 }
 
+/// Kills and reaps a child process when the test leaves, whatever happened (a failed assertion, an
+/// exception), so that no child outlives its test spinning.
+class Reaper {
+ public:
+  explicit Reaper(pid_t pid) noexcept : pid_(pid) {}
+  Reaper(const Reaper&) = delete;
+  Reaper& operator=(const Reaper&) = delete;
+  ~Reaper() { kill(); }
+  void kill() noexcept {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_;
+};
+
 /// A pipe a child waits on until the parent says go (one byte), so that both sides order their steps.
 class Gate {
  public:
@@ -608,6 +627,7 @@ TEST_F(CrossProcess, UntrustedCursorsBehindTheOldestHoldNothingAndAreReported) {
       }
     }
   }
+  Reaper reaper(vandal);
   ready.pass();
   // Every publish completes (no Full in publish_timeout = 10 s): once the ring moved past the
   // scribbler's cursors they hold nothing (before that it is a stalled reader, detached after
@@ -622,8 +642,7 @@ TEST_F(CrossProcess, UntrustedCursorsBehindTheOldestHoldNothingAndAreReported) {
       ++read;
     }
   }
-  ::kill(vandal, SIGKILL);
-  ::waitpid(vandal, nullptr, 0);
+  reaper.kill();
   EXPECT_EQ(read, 200u);
   EXPECT_GE(t.stats().clamped_cursors, 1u) << "the clamped cursors were not reported";
 }
