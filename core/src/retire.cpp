@@ -145,18 +145,30 @@ Topic::Retired Topic::walk_index(std::uint64_t& q, std::uint64_t& r, std::uint64
   // Walk the index only (the ring is not touched): each entry gives where its payload starts and
   // how long it is, so retiring message q frees every byte up to the end of q's payload.
   while (r < want_pos || q < want_seq) {
-    if (q >= limit) return Retired::gated;
     // Acquire: pairs with SYNC(commit); the message is complete, and our read of its entry
     // happens-before the retire point's store, so before anyone reuses the entry.
     const std::uint64_t word = ring_.entry(q).word.load(std::memory_order_acquire);
-    if (!detail::entry_done(word, q)) {
-      // Relaxed: the claim word only tells a claim in progress from the frontier; unpacked
-      // against q, which is at most an index behind it.
-      const std::uint64_t w = s.claim.load(std::memory_order_relaxed);
-      if (detail::claim_seq(w, q) != q) {
+    // Relaxed: the claim word only tells a claim in progress from the frontier; unpacked against
+    // q, which is at most an index behind it.
+    const auto claimed_not_done = [&] {
+      return !detail::entry_done(word, q) && detail::claim_seq(s.claim.load(std::memory_order_relaxed), q) != q;
+    };
+    if (q >= limit) {
+      // The slowest subscriber waits at q. When q is a claim in progress, that claim holds it
+      // (nobody reads past an uncommitted message): the ring is held, not gated, and the claim
+      // expires after claim_timeout instead of the subscribers being detached after stall_timeout.
+      if (q == limit && claimed_not_done()) {
         held_seq = q;
         return Retired::held;
       }
+      return Retired::gated;
+    }
+    if (!detail::entry_done(word, q)) {
+      if (claimed_not_done()) {
+        held_seq = q;
+        return Retired::held;
+      }
+      const std::uint64_t w = s.claim.load(std::memory_order_relaxed);
       // The frontier: everything claimed is retired, so are all bytes claimed so far (some of
       // them belonged to expired claims, which left no position). Nothing left to retire.
       r = std::max(r, detail::claim_pos(w, r));

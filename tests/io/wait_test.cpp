@@ -49,6 +49,41 @@ TEST_P(Wait, TheLargestDurationMeansForeverWhereverATimeoutIsTaken) {
   EXPECT_EQ(sub.poll().size(), 1u);
 }
 
+TEST_P(Wait, AClaimThatHoldsParkedSubscribersExpiresWhenTheRingFills) {
+  // The subscribers wait (parked) at a claim in progress; the ring fills behind it. Whoever needs
+  // room must expire the claim after claim_timeout: the subscribers are held by it, not slow, and
+  // waiting for them (stall_timeout) or for their safety net would run past publish_timeout.
+  Hub hub(hub_options());
+  TopicOptions o;
+  o.capacity = 4096;
+  o.claim_timeout = 50ms;
+  o.publish_timeout = 1500ms;
+  o.stall_timeout = 60s;
+  Topic& t = hub.topic("held", o);
+  Subscriber sub = t.subscribe(Start::oldest);
+  Claim held = t.claim(8);  // seq 0, never committed
+  std::atomic<std::uint64_t> read{0};
+  std::thread reader([&] {
+    // Parked between polls with no timeout of its own: only its safety net (1 s) looks meanwhile.
+    while (read.load() < 1001) {
+      for (const Message& m : sub.poll()) {
+        (void)m;
+        read.fetch_add(1);
+      }
+      if (read.load() < 1001) (void)sub.wait(5s);
+    }
+  });
+  const auto start = Clock::now();
+  for (std::uint64_t i = 0; i < 1000; ++i) t.publish(bytes_of(i));  // many rings' worth
+  const auto took = Clock::now() - start;
+  EXPECT_THROW(held.commit(), ClaimExpired);
+  reader.join();
+  EXPECT_EQ(read.load(), 1001u);  // the expired claim (aborted) and every message
+  EXPECT_EQ(t.stats().expired, 1u);
+  EXPECT_EQ(t.stats().detaches, 0u) << "the held subscriber was detached instead of the claim expired";
+  EXPECT_LT(took, 1s);
+}
+
 TEST_P(Wait, ZeroTimeoutDoesNotBlock) {
   Hub hub(hub_options());
   Topic& t = hub.topic("zero");

@@ -516,6 +516,16 @@ TEST_P(WakeStress, ProducersStalledAndExpiredMidClaimLoseNoMessageAndNoWakeUp) {
           continue;
         }
         if (r == 1) std::this_thread::sleep_for(opt.claim_timeout * 3 / 2);  // stalled mid-claim
+        if (p == 0 && n == 10) {
+          // At least one stall that surely expires, however slow the machine (under TSan the
+          // others may not fill the ring within a short stall): held until someone expired it.
+          // The subscribers then wait at this claim, so whoever needs room must expire it rather
+          // than wait for them (stall_timeout).
+          const auto until = std::chrono::steady_clock::now() + 5s;
+          while (t.stats().expired == 0 && std::chrono::steady_clock::now() < until) {
+            std::this_thread::sleep_for(1ms);
+          }
+        }
         if (r % 2 == 0) std::this_thread::sleep_for(20us);  // paced: others publish through a stall
         try {
           c.commit();
