@@ -26,6 +26,14 @@ inline constexpr bool kTsan = true;
 inline constexpr bool kTsan = false;
 #endif
 
+/// True when a sanitizer that catches SIGSEGV itself is built in (it reports the fault and exits
+/// with an error code instead of dying of the signal).
+#if defined(PUSHPOLL_TSAN) || defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitizerCatchesSegv = true;
+#else
+inline constexpr bool kSanitizerCatchesSegv = false;
+#endif
+
 /// PUSHPOLL_STRESS_SCALE (default 1; fractions allowed; anything but a positive number counts as
 /// 1): stress suites multiply their rounds, message counts and time bounds by it.
 inline double stress_scale() {
