@@ -135,15 +135,16 @@ TEST_F(CrossProcess, AnotherProcessReadsEveryMessageInPlaceWhilePublished) {
   Server server = hub_->serve(path_);  // the member form of pushpoll::serve(hub, path)
   for (std::uint64_t i = 0; i < 500; ++i) t.publish(bytes_of(i));
   Gate go;
-  std::thread publisher([&] {
-    go.open();
-    for (std::uint64_t i = 500; i < 5000; ++i) t.publish(bytes_of(i));
-  });
-  const ChildEnd end = run_child([&] {
+  const auto in_child = [&] {
     go.pass();
     return read_all(path_, 5000);
-  });
-  publisher.join();
+  };
+  // Started once the child exists (see run_child()).
+  const auto publisher = [&] {
+    go.open();
+    for (std::uint64_t i = 500; i < 5000; ++i) t.publish(bytes_of(i));
+  };
+  const ChildEnd end = run_child(in_child, 20s, publisher);
   EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
   EXPECT_EQ(server.admitted(), 1u);
 }
@@ -410,12 +411,7 @@ TEST_F(CrossProcess, AnOverwrittenReaderLearnsTheExactGap) {
   Topic& t = topic(o);
   Server server = serve(*hub_, path_);
   Gate subscribed, published;
-  std::thread publisher([&] {
-    subscribed.pass();
-    for (std::uint64_t i = 0; i < 2000; ++i) t.publish(bytes_of(i));
-    published.open();
-  });
-  const ChildEnd end = run_child([&] {
+  const auto in_child = [&] {
     pushpoll::Remote remote = pushpoll::connect(path_);
     Subscriber sub = remote.topic("trades").subscribe(Start::at(0));
     subscribed.open();
@@ -435,8 +431,14 @@ TEST_F(CrossProcess, AnOverwrittenReaderLearnsTheExactGap) {
     }
     if (gaps == 0) return 52;  // a 4 KiB ring cannot hold 2000 messages
     return seen + gaps == 2000 ? 0 : 53;
-  });
-  publisher.join();
+  };
+  // Started once the child exists (see run_child()).
+  const auto publisher = [&] {
+    subscribed.pass();
+    for (std::uint64_t i = 0; i < 2000; ++i) t.publish(bytes_of(i));
+    published.open();
+  };
+  const ChildEnd end = run_child(in_child, 20s, publisher);
   EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
 }
 
@@ -583,12 +585,7 @@ TEST_F(CrossProcess, AStalledReaderIsDetachedAndToldItsExactGap) {
   Server server = serve(*hub_, path_);
   Gate ready, published;
   constexpr std::uint64_t kTotal = 3000;
-  std::thread publisher([&] {
-    ready.pass();
-    for (std::uint64_t i = 0; i < kTotal; ++i) t.publish(bytes_of(i));
-    published.open();
-  });
-  const ChildEnd end = run_child([&] {
+  const auto in_child = [&] {
     pushpoll::Remote remote = pushpoll::connect(path_);
     Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
     ready.open();
@@ -604,8 +601,14 @@ TEST_F(CrossProcess, AStalledReaderIsDetachedAndToldItsExactGap) {
     }
     if (gaps == 0) return 71;
     return next == kTotal ? 0 : 72;
-  });
-  publisher.join();
+  };
+  // Started once the child exists (see run_child()).
+  const auto publisher = [&] {
+    ready.pass();
+    for (std::uint64_t i = 0; i < kTotal; ++i) t.publish(bytes_of(i));
+    published.open();
+  };
+  const ChildEnd end = run_child(in_child, 20s, publisher);
   EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
   EXPECT_GE(t.stats().detaches, 1u);
 }
@@ -681,15 +684,16 @@ TEST_F(CrossProcess, AParkedRemoteReaderIsPushedByEveryPublish) {
   Topic& t = topic();
   Server server = serve(*hub_, path_);
   Gate ready;
-  std::thread publisher([&] {
+  const auto in_child = [&] { return park_and_read(path_, 200, ready); };
+  // Started once the child exists (see run_child()).
+  const auto publisher = [&] {
     ready.pass();
     for (std::uint64_t i = 0; i < 200; ++i) {
       t.publish(bytes_of(i));
       std::this_thread::sleep_for(1ms);  // let the reader park between most messages
     }
-  });
-  const ChildEnd end = run_child([&] { return park_and_read(path_, 200, ready); });
-  publisher.join();
+  };
+  const ChildEnd end = run_child(in_child, 20s, publisher);
   EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
   EXPECT_GT(hub_->wake_stats().wakeups_sent, 0u);
 }
@@ -703,7 +707,9 @@ TEST_F(CrossProcess, NoWakeUpIsLostWhileProducersRaceTheRemoteArming) {
   Gate ready;
   std::mutex order;  // one publish at a time over both threads, so that each payload is its seq
   std::uint64_t next = 0;
-  std::thread driver([&] {
+  const auto in_child = [&] { return park_and_read(path_, kTotal, ready); };
+  // Started once the child exists (see run_child()).
+  const auto driver = [&] {
     ready.pass();
     std::vector<std::thread> producers;
     for (std::uint64_t p = 0; p < 2; ++p) {
@@ -720,9 +726,8 @@ TEST_F(CrossProcess, NoWakeUpIsLostWhileProducersRaceTheRemoteArming) {
       });
     }
     for (auto& th : producers) th.join();
-  });
-  const ChildEnd end = run_child([&] { return park_and_read(path_, kTotal, ready); }, 60s);
-  driver.join();
+  };
+  const ChildEnd end = run_child(in_child, 60s, driver);
   EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
 }
 
@@ -730,15 +735,7 @@ TEST_F(CrossProcess, APolledFdBecomesReadableAtThePushAndCloseEndsTheWait) {
   Topic& t = topic();
   Server server = serve(*hub_, path_);
   Gate ready, armed;
-  std::thread owner([&] {
-    ready.pass();
-    armed.pass();
-    std::this_thread::sleep_for(20ms);
-    t.publish(bytes_of(std::uint64_t{0}));
-    std::this_thread::sleep_for(50ms);
-    t.close();
-  });
-  const ChildEnd end = run_child([&] {
+  const auto in_child = [&] {
     pushpoll::Remote remote = pushpoll::connect(path_);
     Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
     ready.open();
@@ -754,8 +751,17 @@ TEST_F(CrossProcess, APolledFdBecomesReadableAtThePushAndCloseEndsTheWait) {
       return 0;
     }
     return 103;
-  });
-  owner.join();
+  };
+  // Started once the child exists (see run_child()).
+  const auto owner = [&] {
+    ready.pass();
+    armed.pass();
+    std::this_thread::sleep_for(20ms);
+    t.publish(bytes_of(std::uint64_t{0}));
+    std::this_thread::sleep_for(50ms);
+    t.close();
+  };
+  const ChildEnd end = run_child(in_child, 20s, owner);
   EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
 }
 
@@ -945,16 +951,7 @@ TEST_F(CrossProcess, ARemoteClaimHeldPastClaimTimeoutExpires) {
   Server server = serve(*hub_, path_, publishers_too());
   Subscriber local = t.subscribe(Start::oldest);
   Gate claimed, expired;
-  std::thread reader([&] {
-    claimed.pass();
-    t.publish(bytes_of(std::uint64_t{1}));
-    // The reader is held by the claim, and expires it after claim_timeout.
-    std::uint64_t seen = 0;
-    for (auto start = Clock::now(); seen < 2 && Clock::now() - start < 5s;) seen += local.poll().size();
-    EXPECT_EQ(seen, 2u);
-    expired.open();
-  });
-  const ChildEnd end = run_child([&] {
+  const auto in_child = [&] {
     pushpoll::Remote remote = pushpoll::connect(path_);
     Claim c = remote.topic("trades").claim(8);
     claimed.open();
@@ -965,8 +962,18 @@ TEST_F(CrossProcess, ARemoteClaimHeldPastClaimTimeoutExpires) {
     } catch (const ClaimExpired&) {
       return 0;
     }
-  });
-  reader.join();
+  };
+  // Started once the child exists (see run_child()).
+  const auto reader = [&] {
+    claimed.pass();
+    t.publish(bytes_of(std::uint64_t{1}));
+    // The reader is held by the claim, and expires it after claim_timeout.
+    std::uint64_t seen = 0;
+    for (auto start = Clock::now(); seen < 2 && Clock::now() - start < 5s;) seen += local.poll().size();
+    EXPECT_EQ(seen, 2u);
+    expired.open();
+  };
+  const ChildEnd end = run_child(in_child, 20s, reader);
   EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
   EXPECT_EQ(t.stats().expired, 1u);
 }
@@ -1062,18 +1069,7 @@ TEST_F(CrossProcess, AWakeGroupServesSubscribersOfTopicsOfAnotherProcess) {
   Topic& quotes = hub_->topic("quotes");
   Server server = serve(*hub_, path_);
   Gate ready, next;
-  std::thread owner([&] {
-    ready.pass();
-    std::this_thread::sleep_for(20ms);
-    quotes.publish(bytes_of(std::uint64_t{1}));  // wakes member 1 only
-    next.pass();
-    std::this_thread::sleep_for(20ms);
-    trades.publish(bytes_of(std::uint64_t{0}));  // wakes member 0 only
-    next.pass();
-    std::this_thread::sleep_for(20ms);
-    trades.publish(bytes_of(std::uint64_t{2}));  // after the group is gone: the subscriber's own fd
-  });
-  const ChildEnd end = run_child([&] {
+  const auto in_child = [&] {
     pushpoll::Remote remote = pushpoll::connect(path_);
     Subscriber t = remote.topic("trades").subscribe(Start::latest);
     Subscriber q = remote.topic("quotes").subscribe(Start::latest);
@@ -1100,8 +1096,20 @@ TEST_F(CrossProcess, AWakeGroupServesSubscribersOfTopicsOfAnotherProcess) {
     const auto start = Clock::now();
     if (!t.wait(5s) || Clock::now() - start > 700ms || t.poll().size() != 1) return 144;
     return 0;
-  });
-  owner.join();
+  };
+  // Started once the child exists (see run_child()).
+  const auto owner = [&] {
+    ready.pass();
+    std::this_thread::sleep_for(20ms);
+    quotes.publish(bytes_of(std::uint64_t{1}));  // wakes member 1 only
+    next.pass();
+    std::this_thread::sleep_for(20ms);
+    trades.publish(bytes_of(std::uint64_t{0}));  // wakes member 0 only
+    next.pass();
+    std::this_thread::sleep_for(20ms);
+    trades.publish(bytes_of(std::uint64_t{2}));  // after the group is gone: the subscriber's own fd
+  };
+  const ChildEnd end = run_child(in_child, 20s, owner);
   EXPECT_TRUE(end.exited(0)) << "code " << end.code << " signal " << end.signal;
 }
 

@@ -293,7 +293,11 @@ struct ChildEnd {
 /// Runs `body` in a forked child and waits for it: its return value is the exit code (98 for an
 /// exception, 99 if it never returned). No GoogleTest assertion runs in the child. A child still
 /// running after `timeout` is killed, and reported with code -1.
-inline ChildEnd run_child(const std::function<int()>& body, std::chrono::milliseconds timeout = 20s) {
+/// `alongside`, if given, runs in this process once the child exists (threads a test needs beside
+/// the child are best started then: forking while a thread starts or allocates can leave the
+/// child a lock nobody will release, under a sanitizer's allocator above all).
+inline ChildEnd run_child(const std::function<int()>& body, std::chrono::milliseconds timeout = 20s,
+                          const std::function<void()>& alongside = {}) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     int code = 99;
@@ -306,6 +310,7 @@ inline ChildEnd run_child(const std::function<int()>& body, std::chrono::millise
     ::_exit(code);
   }
   if (pid < 0) return {};
+  if (alongside) alongside();
   for (auto waited = 0ms; waited < timeout; waited += 5ms) {
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
