@@ -384,6 +384,7 @@ struct Server::State {
   // Relaxed, both: statistics, read by the owner's thread.
   std::atomic<std::uint64_t> admitted{0};
   std::atomic<std::uint64_t> refused{0};
+  std::atomic<bool> running{false};  // set by the thread once started (release; serve() acquires)
   bool closed = false;
 
   void run() noexcept;
@@ -410,6 +411,10 @@ struct Server::State {
 void Server::State::run() noexcept {
   std::vector<std::unique_ptr<Connection>> peers;
   std::vector<pollfd> fds;
+  fds.reserve(64);
+  peers.reserve(16);
+  // Release: serve() returns once the thread is past its start-up (see `running`).
+  running.store(true, std::memory_order_release);
   for (;;) {
     // [0] the stop eventfd, [1] the listening socket, then two entries per admitted peer: its
     // socket and its doorbell.
@@ -706,6 +711,10 @@ Server serve(Hub& hub, std::string path, ServeOptions options) {
   if (::listen(s->listen_fd, 128) != 0) throw fail("listen");
   Server::State* raw = s.get();
   s->thread = std::thread([raw] { raw->run(); });
+  // Return once the thread has started: a caller that forks right after serve() (a test, a
+  // supervisor) then does not fork in the middle of a thread's start-up, whose locks (the C
+  // library's, a sanitizer allocator's) the child would inherit held. Acquire: pairs with run().
+  while (!raw->running.load(std::memory_order_acquire)) std::this_thread::yield();
   return Server(std::move(s));
 }
 
