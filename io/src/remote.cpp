@@ -760,13 +760,16 @@ struct Remote::State final : detail::OwnerLink {
     if (doorbell >= 0) ::close(doorbell);
     if (sock >= 0) ::close(sock);
   }
-  /// Sends `req` (with `pass` attached unless -1) and receives the reply (and a descriptor with
-  /// it when `fd` is given). Caller holds the mutex. Throws Closed when the server is gone.
-  Reply ask(Request& req, std::string_view name, int* fd = nullptr, int pass = -1) {
-    std::memcpy(req.name, name.data(), name.size());
+  /// Sends `req` about topic `name` (with `pass` attached unless -1) and receives the reply (and
+  /// a descriptor with it when `fd` is given), waiting `patience` longer than usual for a request
+  /// the owner may hold while the ring is full (a claim). Caller holds the mutex. Throws Closed
+  /// when the server is gone.
+  Reply ask(Request& req, std::string_view name, int* fd = nullptr, int pass = -1,
+            std::chrono::nanoseconds patience = {}) {
+    std::memcpy(req.name, name.data(), std::min(name.size(), kNameBytes - 1));
     Reply reply;
     const bool sent = pass >= 0 ? send_message(sock, &req, sizeof(req), {pass}) : send_message(sock, &req, sizeof(req));
-    if (!sent || !receive_message(sock, &reply, sizeof(reply), fd, fd != nullptr ? 1 : 0) || reply.magic != kMagic) {
+    if (!sent || !receive_reply(reply, patience, fd)) {
       throw Closed("pushpoll: the hub at " + path + " is gone (no answer about topic '" + std::string(name) + "')");
     }
     return reply;
@@ -861,16 +864,6 @@ struct Remote::State final : detail::OwnerLink {
       default: throw Error(text_of(reply.text));
     }
   }
-  /// A control request that may wait for room at the owner (claims): ask(), with patience, and
-  /// the descriptor that may come with the reply.
-  Reply ask_patiently(Request& req, Topic& topic, int* fd) {
-    std::memcpy(req.name, topic.name().data(), std::min(topic.name().size(), kNameBytes - 1));
-    Reply reply;
-    if (!send_message(sock, &req, sizeof(req)) || !receive_reply(reply, topic.options().publish_timeout, fd)) {
-      throw Closed("pushpoll: the hub at " + path + " is gone (claiming on topic '" + topic.name() + "')");
-    }
-    return reply;
-  }
   RemoteClaim claim(Topic& topic, std::size_t size) override {
     if (!may_publish || staging == nullptr) {
       throw Refused("pushpoll: the hub at " + path + " does not let this process publish (its publisher_uids and "
@@ -885,7 +878,7 @@ struct Remote::State final : detail::OwnerLink {
     req.op = kClaim;
     req.arg = static_cast<std::uint32_t>(size);
     int fd = -1;
-    const Reply reply = ask_patiently(req, topic, &fd);
+    const Reply reply = ask(req, topic.name(), &fd, -1, topic.options().publish_timeout);
     if (reply.status != kOk || reply.slot >= kClaimSlots || (size > kMaxRemotePayload) != (fd >= 0)) {
       if (fd >= 0) ::close(fd);
       if (reply.status == kOk) throw Error("pushpoll: the hub at " + path + " answered a claim wrongly");
