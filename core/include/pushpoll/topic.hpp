@@ -464,8 +464,7 @@ inline bool Topic::claim_word(std::uint64_t& w, std::uint64_t next) {
     const std::uint64_t me = detail::thread_token();
     if (s.owner.load(std::memory_order_relaxed) == me) {
       next |= detail::kClaimBiased;
-      if (detail::rseq_store2_if(s.owner, me, s.claim, w, s.claim, next, s.claim, next) ==
-          detail::Write::done) {
+      if (detail::rseq_store_if(s.owner, me, s.claim, w, s.claim, next) == detail::Write::done) {
         return true;
       }
     }

@@ -66,20 +66,24 @@ enum class Write : std::uint8_t {
   fallback,  // this thread has no registered rseq area: use compare-and-swap
 };
 
-/// Restartable sequence: if `a == ea` and `b == eb`, stores `v1` to `t1` and then `v2` to `t2` (the
-/// commit: the sequence ends with it). A sequence interrupted before its last store starts again
-/// from the checks. The caller must have established, with the contender, that a withdrawal of its
-/// right is followed by membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) before the contender
-/// acts. Stores are plain x86 stores: release, as every x86 store.
+/// Restartable sequence: if `a == ea` and `b == eb`, stores `v1` to `t1` (when `kFirst`) and then
+/// `v2` to `t2`, the commit: the sequence ends with it. A sequence interrupted before its commit
+/// starts again from the checks, so anything it stored before the commit must leave the checks
+/// true: never store to `a` or `b` except in the commit (rseq_store_if() below: a claim that
+/// stored the claim word, was interrupted and re-checked the word would find it moved and leave a
+/// seq claimed by nobody). The caller must have established, with the contender, that a withdrawal
+/// of its right is followed by membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) before the
+/// contender acts. Stores are plain x86 stores: release, as every x86 store.
 ///
 /// The descriptor the kernel reads to find the sequence ({version, flags, start, length, abort})
 /// is built on the stack, and the abort handler (preceded by the signature the kernel checks) sits
 /// in the sequence's own code: nothing points into the code from another section, so the sequence
 /// can be inlined into inline functions, whose duplicate copies the linker discards.
-[[gnu::always_inline]] inline Write rseq_store2_if(const std::atomic<std::uint64_t>& a, std::uint64_t ea,
-                                                    const std::atomic<std::uint64_t>& b, std::uint64_t eb,
-                                                    std::atomic<std::uint64_t>& t1, std::uint64_t v1,
-                                                    std::atomic<std::uint64_t>& t2, std::uint64_t v2) noexcept {
+template <bool kFirst>
+[[gnu::always_inline]] inline Write rseq_checked_stores(const std::atomic<std::uint64_t>& a, std::uint64_t ea,
+                                                        const std::atomic<std::uint64_t>& b, std::uint64_t eb,
+                                                        std::atomic<std::uint64_t>& t1, std::uint64_t v1,
+                                                        std::atomic<std::uint64_t>& t2, std::uint64_t v2) noexcept {
 #if PUSHPOLL_HAVE_RSEQ
   // The kernel writes cpu_id >= 0 into a registered area; a thread it never registered (one not
   // started by glibc) cannot be restarted, so it must not write this way.
@@ -103,7 +107,9 @@ restart:
       "jnz %l[refused]\n\t"
       "cmpq %[eb], %[b]\n\t"
       "jnz %l[refused]\n\t"
+      ".if %c[first]\n\t"
       "movq %[v1], %[t1]\n\t"
+      ".endif\n\t"
       "movq %[v2], %[t2]\n\t"
       "2:\n\t"
       "movq $0, %%fs:8(%[area])\n\t"
@@ -117,7 +123,7 @@ restart:
       "5:\n\t"
       :
       : [area] "r"(area), [desc] "r"(&desc), [a] "m"(a), [ea] "r"(ea), [b] "m"(b), [eb] "r"(eb),
-        [t1] "m"(t1), [v1] "r"(v1), [t2] "m"(t2), [v2] "r"(v2)
+        [t1] "m"(t1), [v1] "r"(v1), [t2] "m"(t2), [v2] "r"(v2), [first] "i"(kFirst ? 1 : 0)
       : "memory", "cc", "rax"
       : refused, restart);
   return Write::done;
@@ -128,6 +134,23 @@ refused:
   (void)a, (void)ea, (void)b, (void)eb, (void)t1, (void)v1, (void)t2, (void)v2;
   return Write::fallback;
 #endif
+}
+
+/// If `a == ea` and `b == eb`, stores `v` to `t` (which may be `b`: the claim word, checked and
+/// then moved), in one restartable sequence.
+[[gnu::always_inline]] inline Write rseq_store_if(const std::atomic<std::uint64_t>& a, std::uint64_t ea,
+                                                   const std::atomic<std::uint64_t>& b, std::uint64_t eb,
+                                                   std::atomic<std::uint64_t>& t, std::uint64_t v) noexcept {
+  return rseq_checked_stores<false>(a, ea, b, eb, t, v, t, v);
+}
+
+/// If `a == ea` and `b == eb`, stores `v1` to `t1` and then `v2` to `t2` (the commit), in one
+/// restartable sequence. Neither target may be `a` or `b`.
+[[gnu::always_inline]] inline Write rseq_store2_if(const std::atomic<std::uint64_t>& a, std::uint64_t ea,
+                                                    const std::atomic<std::uint64_t>& b, std::uint64_t eb,
+                                                    std::atomic<std::uint64_t>& t1, std::uint64_t v1,
+                                                    std::atomic<std::uint64_t>& t2, std::uint64_t v2) noexcept {
+  return rseq_checked_stores<true>(a, ea, b, eb, t1, v1, t2, v2);
 }
 
 /// Compare-and-swap of a whole index entry ({word, info}); on failure, `word` and `info` receive
