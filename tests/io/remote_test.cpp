@@ -86,6 +86,13 @@ class Gate {
   int fds_[2] = {-1, -1};
 };
 
+/// Waits for a child of start_child() and expects it to have exited with 0. Generous: these
+/// children move tens of thousands of messages through a 4 KiB ring on a loaded machine.
+void expect_exited_ok(pid_t pid) {
+  const ChildEnd end = wait_child(pid, 60s);
+  EXPECT_TRUE(end.exited(0)) << "child " << pid << ": code " << end.code << ", signal " << end.signal;
+}
+
 class CrossProcess : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -520,25 +527,18 @@ TEST_F(CrossProcess, FourReaderProcessesGateTheWritersAndGetEveryMessageOnce) {
   Gate ready, go;
   std::vector<pid_t> readers;
   for (int r = 0; r < 4; ++r) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      int code = 0;
-      try {
-        pushpoll::Remote remote = pushpoll::connect(path_);
-        Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
-        ready.open();
-        go.pass();
-        std::uint64_t next[2] = {0, 0}, total = 0;
-        while (total < 2 * kPerProducer && code == 0) {
-          Batch b = sub.poll(128);
-          if (!take_in_producer_order(b, next, total)) code = 61;
-        }
-      } catch (...) {
-        code = 63;
+    readers.push_back(start_child([&] {
+      pushpoll::Remote remote = pushpoll::connect(path_);
+      Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
+      ready.open();
+      go.pass();
+      std::uint64_t next[2] = {0, 0}, total = 0;
+      while (total < 2 * kPerProducer) {
+        Batch b = sub.poll(128);
+        if (!take_in_producer_order(b, next, total)) return 61;
       }
-      ::_exit(code);
-    }
-    readers.push_back(pid);
+      return 0;
+    }));
   }
   for (int r = 0; r < 4; ++r) ready.pass();
   for (int r = 0; r < 4; ++r) go.open();
@@ -549,11 +549,7 @@ TEST_F(CrossProcess, FourReaderProcessesGateTheWritersAndGetEveryMessageOnce) {
     });
   }
   for (auto& th : producers) th.join();
-  for (pid_t pid : readers) {
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
-  }
+  for (pid_t pid : readers) expect_exited_ok(pid);
   EXPECT_EQ(t.stats().detaches, 0u);
   EXPECT_GT(t.stats().full_waits, 0u) << "a 4 KiB ring never filled: the readers did not gate";
 }
@@ -863,55 +859,37 @@ TEST_F(CrossProcess, FourReaderProcessesGetEveryMessageOnceWhileTwoProcessesAndT
   Gate ready, go;
   std::vector<pid_t> children;
   for (int r = 0; r < 4; ++r) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      int code = 0;
-      try {
-        pushpoll::Remote remote = pushpoll::connect(path_);
-        Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
-        ready.open();
-        std::uint64_t next[3] = {0, 0, 0}, total = 0;
-        auto progress = Clock::now();
-        while (total < 3 * kPer && code == 0) {
-          // A wake-up is a hint: one may come for a message already read (an arming that raced a
-          // round), so an empty batch is fine; five seconds without any is a lost wake-up.
-          Batch b = sub.poll_wait(256, 5s);
-          if (!b.empty()) progress = Clock::now();
-          if (Clock::now() - progress > 5s) code = 120;
-          if (!take_in_producer_order(b, next, total)) code = 122;
-        }
-      } catch (...) {
-        code = 124;
+    children.push_back(start_child([&] {
+      pushpoll::Remote remote = pushpoll::connect(path_);
+      Subscriber sub = remote.topic("trades").subscribe(Start::oldest);
+      ready.open();
+      std::uint64_t next[3] = {0, 0, 0}, total = 0;
+      auto progress = Clock::now();
+      while (total < 3 * kPer) {
+        // A wake-up is a hint: one may come for a message already read (an arming that raced a
+        // round), so an empty batch is fine; five seconds without any is a lost wake-up.
+        Batch b = sub.poll_wait(256, 5s);
+        if (!b.empty()) progress = Clock::now();
+        if (Clock::now() - progress > 5s) return 120;
+        if (!take_in_producer_order(b, next, total)) return 122;
       }
-      ::_exit(code);
-    }
-    children.push_back(pid);
+      return 0;
+    }));
   }
   for (int r = 0; r < 4; ++r) ready.pass();
   for (std::uint64_t p = 1; p <= 2; ++p) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      int code = 0;
-      try {
-        pushpoll::Remote remote = pushpoll::connect(path_);
-        Topic& rt = remote.topic("trades");
-        go.pass();
-        for (std::uint64_t i = 0; i < kPer; ++i) rt.publish(bytes_of((p << 32) | i));
-      } catch (...) {
-        code = 125;
-      }
-      ::_exit(code);
-    }
-    children.push_back(pid);
+    children.push_back(start_child([&, p] {
+      pushpoll::Remote remote = pushpoll::connect(path_);
+      Topic& rt = remote.topic("trades");
+      go.pass();
+      for (std::uint64_t i = 0; i < kPer; ++i) rt.publish(bytes_of((p << 32) | i));
+      return 0;
+    }));
   }
   go.open();
   go.open();
   for (std::uint64_t i = 0; i < kPer; ++i) t.publish(bytes_of(i));
-  for (pid_t pid : children) {
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child " << pid << " status " << status;
-  }
+  for (pid_t pid : children) expect_exited_ok(pid);
   EXPECT_EQ(t.head(), 3 * kPer);
   EXPECT_EQ(t.stats().detaches, 0u);
 }

@@ -279,9 +279,6 @@ bool eventually(F&& done, std::chrono::milliseconds timeout = 5000ms) {
   return true;
 }
 
-/// Pins the calling thread to the `index`-th CPU it may run on (modulo their number) for its
-/// lifetime, then restores its affinity. Races between two threads need them on two CPUs at once:
-/// left alone, a loaded scheduler may run both on one CPU, one after the other. No-op with one CPU.
 /// How a child process ended: its exit code, or the signal that killed it (-1 when it had not
 /// ended by the deadline and was killed).
 struct ChildEnd {
@@ -290,14 +287,9 @@ struct ChildEnd {
   [[nodiscard]] bool exited(int expected) const noexcept { return signal == 0 && code == expected; }
 };
 
-/// Runs `body` in a forked child and waits for it: its return value is the exit code (98 for an
-/// exception, 99 if it never returned). No GoogleTest assertion runs in the child. A child still
-/// running after `timeout` is killed, and reported with code -1.
-/// `alongside`, if given, runs in this process once the child exists (threads a test needs beside
-/// the child are best started then: forking while a thread starts or allocates can leave the
-/// child a lock nobody will release, under a sanitizer's allocator above all).
-inline ChildEnd run_child(const std::function<int()>& body, std::chrono::milliseconds timeout = 20s,
-                          const std::function<void()>& alongside = {}) {
+/// Forks a child that runs `body` and exits with its return value (98 for an exception, 99 if it
+/// never returned). No GoogleTest assertion runs in the child. Returns its pid, -1 if fork failed.
+inline pid_t start_child(const std::function<int()>& body) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     int code = 99;
@@ -309,8 +301,13 @@ inline ChildEnd run_child(const std::function<int()>& body, std::chrono::millise
     std::fflush(nullptr);
     ::_exit(code);
   }
+  return pid;
+}
+
+/// Waits for a child of start_child(): how it ended. A child still running after `timeout` is
+/// killed, and reported with code -1 (as is a pid of -1).
+inline ChildEnd wait_child(pid_t pid, std::chrono::milliseconds timeout = 20s) {
   if (pid < 0) return {};
-  if (alongside) alongside();
   for (auto waited = 0ms; waited < timeout; waited += 5ms) {
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
@@ -324,6 +321,21 @@ inline ChildEnd run_child(const std::function<int()>& body, std::chrono::millise
   return {};
 }
 
+/// Runs `body` in a forked child (start_child()) and waits for it (wait_child()).
+/// `alongside`, if given, runs in this process once the child exists (threads a test needs beside
+/// the child are best started then: forking while a thread starts or allocates can leave the
+/// child a lock nobody will release, under a sanitizer's allocator above all).
+inline ChildEnd run_child(const std::function<int()>& body, std::chrono::milliseconds timeout = 20s,
+                          const std::function<void()>& alongside = {}) {
+  const pid_t pid = start_child(body);
+  if (pid < 0) return {};
+  if (alongside) alongside();
+  return wait_child(pid, timeout);
+}
+
+/// Pins the calling thread to the `index`-th CPU it may run on (modulo their number) for its
+/// lifetime, then restores its affinity. Races between two threads need them on two CPUs at once:
+/// left alone, a loaded scheduler may run both on one CPU, one after the other. No-op with one CPU.
 class PinToCpu {
  public:
   explicit PinToCpu(unsigned index) {
