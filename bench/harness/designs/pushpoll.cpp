@@ -49,11 +49,12 @@ constexpr std::uint64_t kGroupTag = kStopTag - 1;
 
 static_assert(std::is_trivially_copyable_v<ReaderStats>, "a reader process sends its statistics as bytes");
 
-/// Writes all of `n` bytes; false if the other end is gone.
-bool write_all(int fd, const void* p, std::size_t n) {
-  const auto* b = static_cast<const char*>(p);
+/// Moves all of `n` bytes with `io` (::read or ::write), through short transfers and signals;
+/// false at end of file, on an error, or when the other end is gone.
+template <class Byte, class Io>
+bool all_bytes(Io io, int fd, Byte* b, std::size_t n) {
   while (n > 0) {
-    const ssize_t k = ::write(fd, b, n);
+    const ssize_t k = io(fd, b, n);
     if (k < 0 && errno == EINTR) continue;
     if (k <= 0) return false;
     b += k;
@@ -61,18 +62,8 @@ bool write_all(int fd, const void* p, std::size_t n) {
   }
   return true;
 }
-/// Reads all of `n` bytes; false at end of file or on an error.
-bool read_all(int fd, void* p, std::size_t n) {
-  auto* b = static_cast<char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::read(fd, b, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    b += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
+bool write_all(int fd, const void* p, std::size_t n) { return all_bytes(::write, fd, static_cast<const char*>(p), n); }
+bool read_all(int fd, void* p, std::size_t n) { return all_bytes(::read, fd, static_cast<char*>(p), n); }
 
 /// What the reader processes of pushpoll-ipc share with this one: an anonymous shared page.
 struct IpcShared {
