@@ -840,9 +840,8 @@ struct AlignedMessage {
 
 /// P producer threads (the benchmark thread and P - 1 more), each publishing its share of every
 /// iteration, and one consumer checking per-producer order and completeness. More busy threads than
-/// the machine's two cores: nothing is pinned, the consumer yields after a few empty polls (as do
-/// idle producers between rounds), and the scheduler preempts producers anywhere, mid-claim
-/// included.
+/// the machine's two cores: nothing is pinned, idle producers yield between rounds, and the
+/// scheduler preempts producers anywhere, mid-claim included.
 template <class Publish, class Consume>
 void many_to_one(benchmark::State& state, unsigned producers, std::uint64_t per_iteration, std::uint64_t warmup,
                  std::size_t bytes, Publish&& publish, Consume&& consume) {
@@ -915,17 +914,20 @@ void many_to_one(benchmark::State& state, unsigned producers, std::uint64_t per_
   report(state, per_iteration, bytes, false);
 }
 
+// The spinning consumer (idle:0, the loop a user writes) at every producer count; the friendlier
+// one (idle:1: pauses, then yields after a few empty polls) beside it at three producers.
 void many_to_one_args(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"producers", "bytes", "msgs"})
-      ->Args({1, 64, std::int64_t{1} << 20})
-      ->Args({2, 64, std::int64_t{1} << 20})
-      ->Args({3, 64, std::int64_t{1} << 20})
+  b->ArgNames({"producers", "bytes", "msgs", "idle"})
+      ->Args({1, 64, std::int64_t{1} << 20, 0})
+      ->Args({2, 64, std::int64_t{1} << 20, 0})
+      ->Args({3, 64, std::int64_t{1} << 20, 0})
+      ->Args({3, 64, std::int64_t{1} << 20, 1})
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
 }
 
 // 1, 2 or 3 producers calling the default Topic::publish, one consumer (a Subscriber polling up to
-// 4096, checking every message and each producer's order, yielding after a few empty polls).
+// 4096, checking every message and each producer's order; idle as the row says).
 // Compare with BM_MpRing_ManyToOne, the reference, at the same producer count.
 void BM_Pushpoll_ManyToOne(benchmark::State& state) {
   const auto producers = static_cast<unsigned>(state.range(0));
@@ -937,7 +939,9 @@ void BM_Pushpoll_ManyToOne(benchmark::State& state) {
   many_to_one(
       state, producers, n, one_lap(pushpoll::detail::record_bytes(bytes), n), bytes,
       [&](const AlignedMessage& m) { topic.publish(m.bytes()); },
-      [&](Shared& shared) { consume_topic(sub, shared, bytes, producers, ConsumerIdle(Idle::pause, true)); });
+      [&](Shared& shared) {
+        consume_topic(sub, shared, bytes, producers, ConsumerIdle(static_cast<Idle>(state.range(3)), true));
+      });
   state.counters["revocations"] = static_cast<double>(topic.stats().bias_revocations);
 }
 BENCHMARK(BM_Pushpoll_ManyToOne)->Apply(many_to_one_args);
@@ -959,7 +963,7 @@ void BM_MpRing_ManyToOne(benchmark::State& state) {
       [&](Shared& shared) {
         std::uint64_t next[4] = {0, 0, 0, 0}, consumed = 0, sink = 0;
         bool checking = true;
-        ConsumerIdle wait(Idle::pause, true);
+        ConsumerIdle wait(static_cast<Idle>(state.range(3)), true);
         while (true) {
           const std::uint64_t got = ring.poll(kPollMax, [&](const std::byte* slot) {
             if (checking) {
